@@ -1,6 +1,12 @@
 """Events: typed schemas, validation with precise errors, Parquet/CSV I/O, dataset adapters."""
 
-from vigil.events._dataset import EventData, load_dataset, write_dataset
+from vigil.events._dataset import (
+    EventData,
+    empty_labels,
+    load_dataset,
+    open_dataset,
+    write_dataset,
+)
 from vigil.events._handbook import HANDBOOK_SCENARIOS, read_handbook
 from vigil.events._io import (
     check_labels_refer,
@@ -39,7 +45,9 @@ __all__ = [
     "EventData",
     "check_labels_refer",
     "data_files",
+    "empty_labels",
     "load_dataset",
+    "open_dataset",
     "read_handbook",
     "read_labels",
     "read_payments",

@@ -27,6 +27,7 @@ from vigil.events._io import (
     read_truth,
     write_payments_by_day,
 )
+from vigil.events._schema import LABEL_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class EventData:
         """A short content hash of payments and labels (order-sensitive, schema included)."""
         h = hashlib.sha256()
         for table in (self.payments, self.labels):
+            table = table.combine_chunks()  # the hash must not depend on how rows are chunked
             sink = pa.BufferOutputStream()
             with pa.ipc.new_stream(sink, table.schema) as writer:
                 writer.write_table(table)
@@ -87,3 +89,24 @@ def load_dataset(folder: str | Path) -> EventData:
     info_path = folder / "dataset.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
     return EventData(payments=payments, labels=labels, truth=truth, info=info)
+
+
+def empty_labels() -> pa.Table:
+    """A labels table with no rows (for payments that have none yet)."""
+    return LABEL_SCHEMA.empty_table()
+
+
+def open_dataset(path: str | Path) -> EventData:
+    """Open what a user points at: a dataset folder, or a Handbook transactions file.
+
+    A folder must hold ``payments/`` and ``labels.parquet`` (see :func:`load_dataset`); a
+    Parquet or CSV file must be in the Fraud Detection Handbook's format.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataFileError(f"{p}: no such file or folder")
+    if p.is_dir():
+        return load_dataset(p)
+    from vigil.events._handbook import read_handbook
+
+    return read_handbook(p)

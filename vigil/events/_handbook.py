@@ -33,8 +33,9 @@ def read_handbook(path: str | Path, *, label_delay: timedelta = timedelta(days=7
                   currency: str = "EUR") -> EventData:
     """Read the Handbook's transactions (Parquet or CSV) as vigil payments, labels and truth.
 
-    Every transaction gets a label (``kind='fraud_report'``, ``is_fraud`` from TX_FRAUD)
-    reported ``label_delay`` after it, as the benchmark assumes investigators report back.
+    Every transaction gets a label reported ``label_delay`` after it, as the benchmark
+    assumes investigators report back: ``fraud_report`` for TX_FRAUD 1, ``review_outcome``
+    (not fraud) for 0.
     Naive timestamps are taken as UTC.
     """
     files = data_files(path)
@@ -59,9 +60,10 @@ def read_handbook(path: str | Path, *, label_delay: timedelta = timedelta(days=7
         "terminal_id": terminal,
     }), source)
     ts = payments.column("ts")
+    is_fraud = pc.cast(raw.column("TX_FRAUD"), pa.bool_())
     fraud = validate_labels(pa.table({
         "payment_id": ids,
-        "kind": pa.array(["fraud_report"] * n, pa.string()),
+        "kind": pc.if_else(pc.fill_null(is_fraud, False), "fraud_report", "review_outcome"),
         "is_fraud": raw.column("TX_FRAUD"),
         "reported_at": pc.add(ts, pa.scalar(label_delay, pa.duration("us"))),
     }), source)

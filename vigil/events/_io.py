@@ -77,6 +77,8 @@ def _read_csv(p: Path) -> pa.Table:
             p,
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in header},
+                # only an empty cell is missing: "NA" is Namibia, "null" may be an e-mail name
+                null_values=[""],
                 strings_can_be_null=True,
             ),
         )
@@ -126,8 +128,9 @@ def conform(table: pa.Table, columns: Iterable[Column], source: str) -> pa.Table
 
 def _first_true(mask: pa.ChunkedArray | pa.Array | np.ndarray) -> int:
     """1-based position of the first true value."""
-    values = mask if isinstance(mask, np.ndarray) else np.asarray(mask.to_numpy(zero_copy_only=False))
-    values = np.asarray(values, dtype=bool)
+    if not isinstance(mask, np.ndarray):
+        mask = mask.to_numpy(zero_copy_only=False)
+    values = np.asarray(mask, dtype=bool)
     return int(np.flatnonzero(values)[0]) + 1
 
 
@@ -159,7 +162,7 @@ def _cast(arr: pa.ChunkedArray, col: Column, source: str) -> pa.ChunkedArray:
     if pa.types.is_boolean(target):
         if pa.types.is_integer(arr.type):
             ok = pc.or_kleene(pc.is_in(arr, pa.array([0, 1], arr.type)), pc.is_null(arr))
-            if not pc.all(ok).as_py():
+            if not pc.all(ok, min_count=0).as_py():  # empty: all true, not null
                 row = _first_true(pc.invert(ok))
                 raise SchemaError(f"{arr[row - 1].as_py()} is not a boolean (use 0/1 or "
                                   "true/false)", source=source, row=row, column=col.name)
@@ -169,7 +172,7 @@ def _cast(arr: pa.ChunkedArray, col: Column, source: str) -> pa.ChunkedArray:
             truthy = pc.is_in(lowered, pa.array(["true", "1", "yes"]))
             falsy = pc.is_in(lowered, pa.array(["false", "0", "no"]))
             ok = pc.or_kleene(pc.or_(truthy, falsy), pc.is_null(arr))
-            if not pc.all(ok).as_py():
+            if not pc.all(ok, min_count=0).as_py():  # empty: all true, not null
                 row = _first_true(pc.invert(ok))
                 raise SchemaError(f"'{arr[row - 1].as_py()}' is not a boolean (use true/false)",
                                   source=source, row=row, column=col.name)
@@ -182,7 +185,16 @@ def _cast_timestamp(arr: pa.ChunkedArray, col: Column, source: str) -> pa.Chunke
     if pa.types.is_timestamp(arr.type):
         if arr.type.tz is None:
             arr = pc.assume_timezone(arr, "UTC")
-        return pc.cast(arr, TIMESTAMP)
+        try:
+            return pc.cast(arr, TIMESTAMP)
+        except pa.ArrowInvalid as exc:  # nanoseconds (pandas' default) or out of range
+            back = pc.cast(pc.cast(arr, TIMESTAMP, safe=False), arr.type, safe=False)
+            lossy = pc.fill_null(pc.not_equal(back, arr), False)
+            row = _first_true(lossy) if pc.any(lossy).as_py() else None
+            raise SchemaError(
+                f"{arr.type} value does not fit vigil's microsecond timestamps "
+                f"({_first_line(exc)}); round the column to microseconds",
+                source=source, row=row, column=col.name) from exc
     if pa.types.is_date(arr.type):
         return pc.cast(pc.cast(arr, pa.timestamp("us")), TIMESTAMP)
     if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
@@ -298,7 +310,7 @@ def check_labels_refer(payments: pa.Table, labels: pa.Table, source: str = "labe
     """Every label must be about a known payment and reported no earlier than it happened."""
     ids = payments.column("payment_id")
     known = pc.is_in(labels.column("payment_id"), ids)
-    if not pc.all(known).as_py():
+    if not pc.all(known, min_count=0).as_py():
         row = _first_true(pc.invert(known))
         raise SchemaError(f"{labels.column('payment_id')[row - 1].as_py()!r} is not the id of "
                           "any payment", source=source, row=row, column="payment_id")

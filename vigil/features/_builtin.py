@@ -13,8 +13,11 @@ from vigil.features._definitions import (
     LabelCount,
     Max,
     Mean,
+    Ratio,
     Relative,
+    TimeSinceFirstFraud,
     TimeSinceLast,
+    TimeSinceLastFraud,
     Value,
 )
 from vigil.features._featureset import FeatureSet
@@ -44,27 +47,45 @@ def handbook_baseline() -> FeatureSet:
 def payments_default() -> FeatureSet:
     """vigil's default feature set for card payments with card and terminal keys.
 
-    The Handbook's inputs plus what its fraud patterns call for: the amount against the
-    card's own history (a stolen card spends differently), its recent peaks, how fast it
-    pays, how many terminals it visits; and the terminal's fraud known from reports at
-    several horizons, with how recent the last known fraud was.
+    The Handbook's inputs plus what stolen cards and compromised terminals leave behind: the
+    amount against the card's own history at several horizons (a stolen card spends
+    differently) and its recent peaks against its usual amount, how fast and where the card
+    pays; and for the terminal, the fraud already *reported* at several horizons, and how
+    long ago the first and last of those reports came (a compromise that began weeks ago is
+    likely over).
+    Chosen on the Handbook benchmark's validation folds only.
     """
     base = list(handbook_baseline().features)
-    extra = [
-        Relative("amount", by="card", window="30d"),
+    card = [
         Relative("amount", by="card", window="7d"),
+        Relative("amount", by="card", window="30d"),
+        Relative("amount", by="card", window="60d"),
+        Mean("amount", by="card", window="60d"),
         Max("amount", by="card", window="7d", include_current=False),
+        Max("amount", by="card", window="14d", include_current=False),
         Max("amount", by="card", window="30d", include_current=False),
+        # a card just used for an unusual spend: its recent peak against its usual amount
+        *(Ratio(Max("amount", by="card", window=w, include_current=False),
+                Mean("amount", by="card", window="60d")) for w in ("7d", "14d", "30d")),
         Count(by="card", window="1h"),
         TimeSinceLast(by="card"),
         CountDistinct("terminal", by="card", window="7d"),
-        Count(by="terminal", window="1d"),
-        FraudCount(by="terminal", window="7d"),
-        FraudCount(by="terminal", window="14d"),
-        FraudRate(by="terminal", window="14d"),
         FraudCount(by="card", window="30d"),
     ]
-    return FeatureSet("payments_default", _CARD_TERMINAL, base + extra)
+    terminal = [
+        Count(by="terminal", window="1d"),
+        FraudRate(by="terminal", window="2d"),
+        FraudRate(by="terminal", window="3d"),
+        FraudRate(by="terminal", window="14d"),
+        FraudCount(by="terminal", window="7d"),
+        FraudCount(by="terminal", window="14d"),
+        FraudCount(by="terminal", window="35d"),
+        LabelCount(by="terminal", window="35d"),
+        TimeSinceFirstFraud(by="terminal", window="35d"),
+        TimeSinceFirstFraud(by="terminal", window="60d"),
+        TimeSinceLastFraud(by="terminal", window="35d"),
+    ]
+    return FeatureSet("payments_default", _CARD_TERMINAL, base + card + terminal)
 
 
 BUILTIN_FEATURE_SETS = {

@@ -17,22 +17,29 @@ Windows over an entity's payments (Count, Sum, Mean, Min, Max, CountDistinct)
 History features (Relative, TimeSinceFirst, TimeSinceLast)
     Use only the entity's payments strictly before ``t``.
 
-Label-aware aggregates (FraudCount, LabelCount, FraudRate)
+Label-aware aggregates (FraudCount, LabelCount, FraudRate, TimeSinceFirstFraud,
+TimeSinceLastFraud)
     Labels arrive late. A payment counts as *labelled* from the first time any label for it
     was reported, and as *fraud* from the first time a fraud label for it was reported. For
     a payment at ``t``, the window holds the entity's payments whose label (or fraud label)
     was reported at ``t - w < reported_at < t``: a label only counts once it is known.
+    The time-since-fraud features measure from the first (or last) such fraud report.
 
     .. warning::
        A label-aware feature that counted labels by payment time instead of report time
        would leak the future into training data. Do not add one.
+
+Ratio
+    One feature divided by another, both computed as above; null when either is null or the
+    denominator is 0. Operands are payment features (row-level, windowed or history), not
+    label-aware ones and not ratios.
 
 Missing entity
     Where the entity key of a payment is null, every feature by that entity is null (NaN).
 
 Empty windows
     Count, Sum, CountDistinct, FraudCount and LabelCount are 0; FraudRate is 0 when no label
-    was reported in the window; Mean, Min, Max, Relative and the time-since features are null.
+    was reported in the window; Mean, Min, Max, Relative and every time-since feature are null.
 """
 
 from __future__ import annotations
@@ -66,17 +73,19 @@ class Spec:
     window_us: int | None = None
     include_current: bool = True
     param: int | None = None
+    operands: tuple[Spec, ...] = ()
 
 
 OPS = (
     "value", "is_weekend", "is_night", "hour_of_day", "day_of_week",
     "count", "sum", "mean", "min", "max", "count_distinct",
     "relative", "since_first", "since_last",
-    "fraud_count", "label_count", "fraud_rate",
+    "fraud_count", "label_count", "fraud_rate", "since_first_fraud", "since_last_fraud",
+    "ratio",
 )
 PAYMENT_WINDOW_OPS = ("count", "sum", "mean", "min", "max", "count_distinct")
 HISTORY_OPS = ("relative", "since_first", "since_last")
-LABEL_OPS = ("fraud_count", "label_count", "fraud_rate")
+LABEL_OPS = ("fraud_count", "label_count", "fraud_rate", "since_first_fraud", "since_last_fraud")
 
 
 class Feature:
@@ -394,13 +403,15 @@ class TimeSinceLast(Feature):
 @dataclass(frozen=True)
 class _LabelWindow(_Windowed):
     stem: ClassVar[str] = ""
+    op: ClassVar[str] = ""
 
     @property
     def name(self) -> str:
         return f"{self.stem}_{self._suffix}"
 
     def spec(self, entity_keys: Mapping[str, str]) -> Spec:
-        return Spec(self.name, self.kind, key=_entity_column(entity_keys, self.by, self.name),
+        return Spec(self.name, self.op or self.kind,
+                    key=_entity_column(entity_keys, self.by, self.name),
                     window_us=parse_duration(self.window), include_current=False)
 
 
@@ -436,11 +447,67 @@ class FraudRate(_LabelWindow):
     stem: ClassVar[str] = "fraud_rate"
 
 
+@dataclass(frozen=True)
+class TimeSinceFirstFraud(_LabelWindow):
+    """Seconds since the earliest fraud report, within the window, for the entity's payments.
+
+    A terminal compromised for a few weeks shows its first fraud reports a label delay after
+    the compromise began; how long ago that was tells whether it is likely still going on.
+    Null when no fraud was reported in the window.
+    """
+
+    kind: ClassVar[str] = "time_since_first_fraud"
+    stem: ClassVar[str] = "seconds_since_first_fraud"
+    op: ClassVar[str] = "since_first_fraud"
+
+
+@dataclass(frozen=True)
+class TimeSinceLastFraud(_LabelWindow):
+    """Seconds since the latest fraud report, within the window, for the entity's payments
+    (null when none)."""
+
+    kind: ClassVar[str] = "time_since_last_fraud"
+    stem: ClassVar[str] = "seconds_since_last_fraud"
+    op: ClassVar[str] = "since_last_fraud"
+
+
+@dataclass(frozen=True)
+class Ratio(Feature):
+    """One feature over another: ``Ratio(Max("amount", by="card", window="7d",
+    include_current=False), Mean("amount", by="card", window="60d"))`` is the card's largest
+    recent amount against its usual amount — high for a card that was just used for an
+    unusual spend, even when the current payment looks ordinary.
+    """
+
+    numerator: Feature
+    denominator: Feature
+    kind: ClassVar[str] = "ratio"
+
+    @property
+    def name(self) -> str:
+        return f"{self.numerator.name}_over_{self.denominator.name}"
+
+    def validate(self) -> None:
+        for part in (self.numerator, self.denominator):
+            if not isinstance(part, Feature) or isinstance(part, Ratio | _LabelWindow):
+                raise DefinitionError("feature ratio: numerator and denominator must be payment "
+                                      "features (not label-aware features or ratios)")
+            part.validate()
+
+    def spec(self, entity_keys: Mapping[str, str]) -> Spec:
+        return Spec(self.name, "ratio", operands=(self.numerator.spec(entity_keys),
+                                                  self.denominator.spec(entity_keys)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "numerator": self.numerator.to_dict(),
+                "denominator": self.denominator.to_dict()}
+
+
 FEATURE_KINDS: dict[str, type[Feature]] = {
     cls.kind: cls
     for cls in (Value, IsWeekend, IsNight, HourOfDay, DayOfWeek, Count, Sum, Mean, Min, Max,
                 CountDistinct, Relative, TimeSinceFirst, TimeSinceLast, FraudCount, LabelCount,
-                FraudRate)
+                FraudRate, TimeSinceFirstFraud, TimeSinceLastFraud, Ratio)
 }
 
 
@@ -449,7 +516,7 @@ def feature_from_dict(data: Mapping[str, Any], where: str = "feature") -> Featur
     if not isinstance(data, Mapping):
         raise DefinitionError(f"{where}: expected a table of fields, found {data!r}")
     kind = data.get("kind")
-    if kind not in FEATURE_KINDS:
+    if not isinstance(kind, str) or kind not in FEATURE_KINDS:  # a list is not hashable
         raise DefinitionError(
             f"{where}: unknown feature kind {kind!r}; known kinds: {', '.join(FEATURE_KINDS)}"
         )
@@ -464,6 +531,8 @@ def feature_from_dict(data: Mapping[str, Any], where: str = "feature") -> Featur
                 if f.default is MISSING and f.name not in params]
     if required:
         raise DefinitionError(f"{where} ({kind}): missing field(s) {', '.join(required)}")
+    if cls is Ratio:
+        params = {k: feature_from_dict(v, where=f"{where} ({k})") for k, v in params.items()}
     feature = cls(**params)
     try:
         feature.validate()

@@ -1,4 +1,5 @@
-"""Durations written the way people write them: ``"30s"``, ``"15m"``, ``"1h"``, ``"7d"``, ``"2w"``."""
+"""Durations written the way people write them: ``"30s"``, ``"15m"``, ``"1h"``, ``"7d"``,
+``"2w"``."""
 
 from __future__ import annotations
 

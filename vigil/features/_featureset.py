@@ -100,7 +100,7 @@ class FeatureSet:
     def input_columns(self) -> list[str]:
         """Payment columns the features read, besides ``payment_id`` and ``ts``."""
         cols: list[str] = []
-        for s in self.specs():
+        for s in _flat(self.specs()):
             for c in (s.key, s.column):
                 if c and c not in cols:
                     cols.append(c)
@@ -109,7 +109,7 @@ class FeatureSet:
     def check_columns(self, schema: pa.Schema, source: str = "payments") -> None:
         """Raise :class:`~vigil.SchemaError` when a column a feature reads is missing or
         (for a value that is summed, averaged or read as a number) is not numeric."""
-        for s in self.specs():
+        for s in _flat(self.specs()):
             for col, numeric in ((s.key, False), (s.column, s.op in _NUMERIC_OPS)):
                 if col is None:
                     continue
@@ -172,6 +172,15 @@ class FeatureSet:
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
             raise DefinitionError(f"{p}: not valid {p.suffix[1:].upper()}: {exc}") from exc
         return cls.from_dict(data, source=str(p))
+
+
+def _flat(specs: list[Spec]) -> list[Spec]:
+    """Specs with the operands of ratios spelled out."""
+    out: list[Spec] = []
+    for s in specs:
+        out.append(s)
+        out.extend(_flat(list(s.operands)))
+    return out
 
 
 _NUMERIC_OPS = {"value", "sum", "mean", "min", "max", "relative"}

@@ -87,6 +87,10 @@ def reference_features(feature_set: FeatureSet, payments: pa.Table,
 
 def _feature(spec: Spec, i: int, row: dict[str, Any], t: int, rows: list[dict[str, Any]],
              first_label: dict[str, int], first_fraud: dict[str, int]) -> float | None:
+    if spec.op == "ratio":
+        num, den = (_feature(o, i, row, t, rows, first_label, first_fraud)
+                    for o in spec.operands)
+        return None if num is None or not den else num / den
     if spec.key is None:
         return _row_value(spec, row, t)
     key = row[spec.key]
@@ -94,20 +98,24 @@ def _feature(spec: Spec, i: int, row: dict[str, Any], t: int, rows: list[dict[st
         return None
     peers = [(j, r) for j, r in enumerate(rows) if r[spec.key] == key]
     if spec.op in LABEL_OPS:
-        def reported_in_window(times: dict[str, int]) -> int:
-            n = 0
+        def reported_in_window(times: dict[str, int]) -> list[int]:
+            out = []
             for _, r in peers:
                 rt = times.get(r["payment_id"])
                 if rt is not None and t - spec.window_us < rt < t:  # type: ignore[operator]
-                    n += 1
-            return n
+                    out.append(rt)
+            return out
         frauds = reported_in_window(first_fraud)
         if spec.op == "fraud_count":
-            return float(frauds)
-        labelled = reported_in_window(first_label)
+            return float(len(frauds))
+        if spec.op == "since_first_fraud":
+            return (t - min(frauds)) / 1e6 if frauds else None
+        if spec.op == "since_last_fraud":
+            return (t - max(frauds)) / 1e6 if frauds else None
+        labelled = len(reported_in_window(first_label))
         if spec.op == "label_count":
             return float(labelled)
-        return frauds / labelled if labelled else 0.0
+        return len(frauds) / labelled if labelled else 0.0
     window = [r for j, r in peers if _in_window(spec, t, r["_t"], j == i)]
     if spec.op == "since_first":
         return (t - min(r["_t"] for r in window)) / 1e6 if window else None
@@ -115,9 +123,9 @@ def _feature(spec: Spec, i: int, row: dict[str, Any], t: int, rows: list[dict[st
         return (t - max(r["_t"] for r in window)) / 1e6 if window else None
     if spec.op == "count":
         return float(len(window))
-    values = [float(r[spec.column]) for r in window if r[spec.column] is not None]  # type: ignore
-    if spec.op == "count_distinct":
+    if spec.op == "count_distinct":  # before the float() below: keys need not be numbers
         return float(len({r[spec.column] for r in window if r[spec.column] is not None}))
+    values = [float(r[spec.column]) for r in window if r[spec.column] is not None]  # type: ignore
     if spec.op == "sum":
         return math.fsum(values)
     if spec.op == "relative":

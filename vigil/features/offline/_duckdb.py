@@ -58,6 +58,14 @@ def _row_expr(spec: Spec) -> str:
     raise AssertionError(spec.op)
 
 
+def _payment_expr(spec: Spec) -> str:
+    """SQL for any feature computed over the payments alone (not label-aware)."""
+    if spec.op == "ratio":
+        num, den = (_payment_expr(o) for o in spec.operands)
+        return f"(({num}) / nullif(({den}), 0.0))"
+    return _window_expr(spec) if spec.key else _row_expr(spec)
+
+
 def _window_expr(spec: Spec) -> str:
     """SQL for a windowed or history feature of the entity's payments."""
     over = f"OVER (PARTITION BY {_q(spec.key)} ORDER BY _t {_frame(spec)})"  # type: ignore
@@ -96,6 +104,10 @@ def _label_expr(spec: Spec) -> str:
         return f"CAST(coalesce({labelled}, 0) AS DOUBLE)"
     if spec.op == "fraud_rate":
         return f"coalesce(CAST({fraud} AS DOUBLE) / nullif({labelled}, 0), 0.0)"
+    if spec.op == "since_first_fraud":
+        return f"(_t - min(CASE WHEN _kind = 2 THEN _t END) {over}) / 1e6"
+    if spec.op == "since_last_fraud":
+        return f"(_t - max(CASE WHEN _kind = 2 THEN _t END) {over}) / 1e6"
     raise AssertionError(spec.op)  # pragma: no cover
 
 
@@ -114,8 +126,7 @@ def compile_sql(feature_set: FeatureSet, *, payments: str = "payments",
     for s in specs:
         if s.op in LABEL_OPS:
             continue
-        expr = _window_expr(s) if s.key else _row_expr(s)
-        ev_cols.append(f"{expr} AS {_q(s.name)}")
+        ev_cols.append(f"{_payment_expr(s)} AS {_q(s.name)}")
     ctes.append("ev AS (SELECT " + ", ".join(["_row", "payment_id", "ts", *ev_cols])
                 + " FROM base)")
 

@@ -1,0 +1,521 @@
+"""The ``vigil`` command: parse, call the library, print.
+
+Every error vigil raises on purpose becomes one line on stderr and exit status 1; usage
+mistakes exit with 2 (click's convention). No traceback for a user mistake.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from vigil import __version__
+from vigil._errors import ConfigError, VigilError
+
+console = Console()
+err = Console(stderr=True)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class _Step:
+    """Timestamped progress lines on stderr for long jobs."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        err.print(f"[dim]{time.perf_counter() - self.t0:7.1f}s[/dim]  {message}",
+                  highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _day_progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("days"),
+                  TimeElapsedColumn(), console=err, transient=False) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _date(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    from vigil.evaluation import as_utc
+
+    try:
+        return as_utc(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{option}: {exc}") from exc
+
+
+def _feature_set(spec: str):
+    from vigil.features import FeatureSet, builtin_feature_set
+
+    if spec.endswith((".toml", ".json")) or Path(spec).exists():
+        return FeatureSet.from_file(spec)
+    return builtin_feature_set(spec)
+
+
+def _parse_params(items: tuple[str, ...]) -> dict[str, Any]:
+    from vigil.models import RiskModel
+
+    params: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--param '{item}': write NAME=VALUE, e.g. --param max_depth=6")
+        name, raw = item.split("=", 1)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        params[name.strip()] = value
+    RiskModel().set_params(**params)  # unknown names fail here, with the list of known ones
+    return params
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+
+
+_METRIC_LABELS = {
+    "auc": "AUC ROC",
+    "ap": "average precision",
+    "cp@100": "card precision@100",
+    "recall@0.1%fpr": "recall at 0.1% FPR",
+    "recall@1%fpr": "recall at 1% FPR",
+    "money_recall@1%fpr": "fraud money caught at 1% FPR",
+    "payments": "payments",
+    "frauds": "frauds",
+}
+
+
+def _metrics_table(title: str, columns: dict[str, dict[str, float]]) -> Table:
+    """Metrics down, models across: stays readable in 80 columns."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    for label in columns:
+        table.add_column(label, justify="right")
+    for key, label in _METRIC_LABELS.items():
+        if not any(key in m for m in columns.values()):
+            continue
+        cells = []
+        for m in columns.values():
+            value = m.get(key)
+            if value is None:
+                cells.append("")
+            elif key in ("payments", "frauds"):
+                cells.append(f"{int(value):,}")
+            else:
+                cells.append(f"{value:.3f}")
+        table.add_row(label, *cells)
+    return table
+
+
+class _Group(click.Group):
+    """Turns library errors into one readable line and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VigilError as exc:
+            err.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            sys.exit(130)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vigil")
+def main() -> None:
+    """vigil: real-time fraud and identity risk.
+
+    \b
+    Example, end to end on generated data:
+      vigil simulate --days 60 --cards 2000 --out data/world
+      vigil train --data data/world --out runs/model
+      vigil evaluate --bundle runs/model --data data/world
+    """
+
+
+@main.command()
+@click.option("--days", type=click.IntRange(min=1), default=90, show_default=True,
+              help="Days to simulate.")
+@click.option("--cards", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Number of cards (one customer each).")
+@click.option("--terminals", type=click.IntRange(min=1), default=None,
+              help="Number of terminals [default: twice the cards].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--start", default="2024-01-01", show_default=True, help="First day (UTC).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Dataset folder to write.")
+def simulate(days: int, cards: int, terminals: int | None, seed: int, start: str,
+             out: Path) -> None:
+    """Generate a world of card payments with fraud and delayed labels.
+
+    Writes OUT/payments/date=YYYY-MM-DD/part-0.parquet, OUT/labels.parquet, OUT/truth.parquet
+    and OUT/dataset.json. The world follows the Fraud Detection Handbook's simulator:
+    cards and terminals on a plane, three fraud scenarios, labels reported 7 days later.
+
+    \b
+    Example:
+      vigil simulate --days 90 --cards 5000 --seed 7 --out data/world
+    """
+    from vigil.events import write_dataset
+    from vigil.simulate import HandbookWorld
+
+    world = HandbookWorld(n_cards=cards, n_terminals=terminals or 2 * cards)
+    t0 = time.perf_counter()
+    with _day_progress("simulating") as progress:
+        data = world.simulate(days, start=start, seed=seed, progress=progress)
+    write_dataset(data, out)
+    frauds = int(sum(data.truth.column("is_fraud").to_pylist())) if data.truth else 0
+    out.mkdir(parents=True, exist_ok=True)
+    click.echo(f"{data.payments.num_rows:,} payments ({frauds:,} fraud, "
+               f"{frauds / max(1, data.payments.num_rows):.2%}) over {days} days in "
+               f"{time.perf_counter() - t0:.1f} s -> {out}")
+
+
+@main.group()
+def features() -> None:
+    """Feature sets: list them, build a feature table, show the SQL.
+
+    \b
+    Example:
+      vigil features build --data data/world --features default --out features.parquet
+    """
+
+
+@features.command("list")
+def features_list() -> None:
+    """List the built-in feature sets and the feature kinds a definition can use.
+
+    \b
+    Example:
+      vigil features list
+    """
+    from vigil.features import BUILTIN_FEATURE_SETS, FEATURE_KINDS
+
+    for name, make in BUILTIN_FEATURE_SETS.items():
+        fs = make()
+        click.echo(f"{name}: {len(fs.names)} features ({fs.name})")
+        for n in fs.names:
+            click.echo(f"  {n}")
+    click.echo("feature kinds: " + ", ".join(FEATURE_KINDS))
+
+
+@features.command("sql")
+@click.option("--features", "feature_spec", default="default", show_default=True,
+              help="Built-in set name or a .toml/.json file.")
+def features_sql(feature_spec: str) -> None:
+    """Print the DuckDB SQL that computes a feature set.
+
+    \b
+    Example:
+      vigil features sql --features handbook
+    """
+    from vigil.features import compile_sql
+
+    click.echo(compile_sql(_feature_set(feature_spec)))
+
+
+@features.command("build")
+@click.option("--data", type=click.Path(path_type=Path), required=True,
+              help="Dataset folder, or the Handbook's transactions file.")
+@click.option("--features", "feature_spec", default="default", show_default=True,
+              help="Built-in set name or a .toml/.json file.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Parquet file to write.")
+def features_build(data: Path, feature_spec: str, out: Path) -> None:
+    """Compute a feature set for every payment, point in time, with DuckDB.
+
+    \b
+    Example:
+      vigil features build --data data/world --features default --out features.parquet
+    """
+    import pyarrow.parquet as pq
+
+    from vigil.events import open_dataset
+    from vigil.features import build_features
+
+    step = _Step()
+    fs = _feature_set(feature_spec)
+    step(f"reading {data}")
+    dataset = open_dataset(data)
+    step(f"building {len(fs.names)} features for {dataset.payments.num_rows:,} payments")
+    table = build_features(fs, dataset.payments, dataset.labels)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, out, compression="zstd")
+    step(f"wrote {out}")
+
+
+@main.command()
+@click.option("--data", type=click.Path(path_type=Path), required=True,
+              help="Dataset folder, or the Handbook's transactions file.")
+@click.option("--features", "feature_spec", default="default", show_default=True,
+              help="Built-in set name (default, handbook) or a .toml/.json file.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Bundle folder to write.")
+@click.option("--train-start", help="First day of training [default: 28 days before the end].")
+@click.option("--train-end", help="Day after the last training day [default: --delay before "
+              "the last payment].")
+@click.option("--as-of", help="Use labels reported before this time [default: train end + "
+              "delay].")
+@click.option("--delay", type=click.IntRange(min=0), default=7, show_default=True,
+              help="Label delay in days: the newest days whose labels are not in yet.")
+@click.option("--valid-days", type=click.IntRange(min=0), default=7, show_default=True,
+              help="Last days of the window held out for early stopping and calibration.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Model parameter, repeatable (e.g. --param max_depth=6).")
+def train(data: Path, feature_spec: str, out: Path, train_start: str | None,
+          train_end: str | None, as_of: str | None, delay: int, valid_days: int,
+          params: tuple[str, ...]) -> None:
+    """Train a calibrated XGBoost model and save it as a bundle.
+
+    Payments in [train-start, train-end) are the training rows; their labels are those
+    reported before --as-of, so a fraud reported later counts as legitimate, as it would have
+    in production on that day. The last --valid-days days stop boosting early and fit the
+    calibrator.
+
+    \b
+    Example:
+      vigil train --data data/world --features default --out runs/model
+      vigil train --data data/world --train-start 2024-02-01 --train-end 2024-03-01 \\
+        --param max_depth=5 --out runs/model
+    """
+    from vigil.events import open_dataset
+    from vigil.pipeline import TrainWindow, default_train_window, prepare, train_bundle
+
+    step = _Step()
+    fs = _feature_set(feature_spec)
+    model_params = _parse_params(params)
+    step(f"reading {data}")
+    dataset = open_dataset(data)
+    step(f"building {len(fs.names)} features for {dataset.payments.num_rows:,} payments")
+    prepared = prepare(dataset, fs)
+    window = default_train_window(prepared, delay_days=delay, valid_days=valid_days)
+    start = _date(train_start, "--train-start") or window.start
+    end = _date(train_end, "--train-end") or window.end
+    cutoff = _date(as_of, "--as-of") or end + timedelta(days=delay)
+    window = TrainWindow(start, end, cutoff, min(valid_days, max(0, (end - start).days - 1)))
+    bundle = train_bundle(prepared, window, params=model_params, progress=step)
+    bundle.save(out)
+    step(f"saved bundle {bundle.model_version} -> {out}")
+    if "validation" in bundle.metrics:
+        console.print(_metrics_table("validation slice", {bundle.model_version or "model":
+                                                      bundle.metrics["validation"]}))
+
+
+@main.command()
+@click.option("--bundle", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Model bundle folder.")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Dataset folder (or Handbook file) whose payments to score.")
+@click.option("--input", "input_path", type=click.Path(path_type=Path), default=None,
+              help="A payments file (Parquet or CSV) to score instead of --data.")
+@click.option("--labels", "labels_path", type=click.Path(path_type=Path), default=None,
+              help="Labels file for --input (needed by label-aware features).")
+@click.option("--start", help="Score payments from this time on.")
+@click.option("--end", help="Score payments before this time.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Parquet file of scores to write.")
+def score(bundle: Path, data: Path | None, input_path: Path | None, labels_path: Path | None,
+          start: str | None, end: str | None, out: Path) -> None:
+    """Batch-score payments: probability, 0-100 risk score and risk level per payment.
+
+    Features are computed over the payments given (their own history), so include earlier
+    payments of the same cards for windowed features to be meaningful.
+
+    \b
+    Example:
+      vigil score --bundle runs/model --input payments.parquet --labels labels.parquet \\
+        --out scores.parquet
+    """
+    import pyarrow.parquet as pq
+
+    from vigil.events import EventData, empty_labels, open_dataset, read_labels, read_payments
+    from vigil.models import ModelBundle
+    from vigil.pipeline import prepare, score_window
+
+    if (data is None) == (input_path is None):
+        raise ConfigError("give exactly one of --data (a dataset) or --input (a payments file)")
+    step = _Step()
+    model = ModelBundle.load(bundle)
+    if data is not None:
+        dataset = open_dataset(data)
+    else:
+        payments = read_payments(input_path)
+        if labels_path is not None:
+            labels = read_labels(labels_path)
+        elif model.feature_set.needs_labels():
+            raise ConfigError(f"the model's features ({model.feature_set.name}) use labels; "
+                              "pass --labels")
+        else:
+            labels = empty_labels()
+        dataset = EventData(payments, labels)
+    step(f"building features for {dataset.payments.num_rows:,} payments")
+    prepared = prepare(dataset, model.feature_set)
+    table = score_window(model, prepared, _date(start, "--start"), _date(end, "--end"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, out, compression="zstd")
+    step(f"scored {table.num_rows:,} payments with {model.model_version} -> {out}")
+
+
+@main.command()
+@click.option("--bundle", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Model bundle folder.")
+@click.option("--data", type=click.Path(path_type=Path), required=True,
+              help="Dataset folder, or the Handbook's transactions file.")
+@click.option("--start", help="First test day [default: the bundle's label cutoff].")
+@click.option("--end", help="Day after the last test day [default: 7 days after start].")
+@click.option("--keep-known-compromised", is_flag=True,
+              help="Keep payments of cards whose fraud was already reported (the Handbook "
+                   "protocol removes them).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the metrics as JSON here.")
+def evaluate(bundle: Path, data: Path, start: str | None, end: str | None,
+             keep_known_compromised: bool, json_path: Path | None) -> None:
+    """Evaluate a bundle on a later test window: AUC, AP, card precision@100, recall at 0.1 %
+    and 1 % false-positive rate, fraud money caught, recall per fraud scenario.
+
+    \b
+    Example:
+      vigil evaluate --bundle runs/model --data data/world --start 2024-03-08 --end 2024-03-15
+    """
+    from vigil.events import open_dataset
+    from vigil.models import ModelBundle
+    from vigil.pipeline import data_span, evaluate_window, prepare
+
+    step = _Step()
+    model = ModelBundle.load(bundle)
+    dataset = open_dataset(data)
+    step(f"building features for {dataset.payments.num_rows:,} payments")
+    prepared = prepare(dataset, model.feature_set)
+    cutoff = model.training.get("window", {}).get("label_cutoff")
+    begin = _date(start, "--start") or (_date(cutoff, "label cutoff") if cutoff
+                                        else data_span(prepared)[0])
+    finish = _date(end, "--end") or begin + timedelta(days=7)
+    result = evaluate_window(model, prepared, begin, finish,
+                             drop_known_compromised=not keep_known_compromised)
+    console.print(_metrics_table(f"test {begin:%Y-%m-%d} to {finish:%Y-%m-%d}",
+                             {model.model_version or "model": result["metrics"]}))
+    scen = result.get("recall_by_scenario@1%fpr")
+    if scen:
+        table = Table(title="recall by scenario at 1% FPR")
+        for c in ("scenario", "frauds", "flagged", "recall"):
+            table.add_column(c, justify="left" if c == "scenario" else "right")
+        for name, r in scen.items():
+            table.add_row(name, f"{int(r['frauds'])}", f"{int(r['flagged'])}",
+                          f"{r['recall']:.3f}")
+        console.print(table)
+    if json_path:
+        _write_json(json_path, result)
+        step(f"wrote {json_path}")
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks: each prints a table and writes bench/results/NAME.json.
+
+    \b
+    Example:
+      vigil bench handbook --data ../shared/data/fraud-handbook/transactions.parquet
+    """
+
+
+@bench.command("handbook")
+@click.option("--data", type=click.Path(path_type=Path), required=True,
+              help="The Handbook's transactions.parquet.")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("bench/results"), show_default=True)
+@click.option("--quick", is_flag=True, help="One parameter setting per grid (minutes less).")
+def bench_handbook(data: Path, out_dir: Path, quick: bool) -> None:
+    """The Fraud Detection Handbook benchmark, with its exact protocol.
+
+    Protocol check (its 15 inputs and XGBoost grid against its published figures), then
+    vigil's features and model chosen on the validation folds, the all-history variant and
+    the oracles. Writes OUT_DIR/handbook.json and OUT_DIR/handbook.md.
+
+    \b
+    Example:
+      vigil bench handbook --data ../shared/data/fraud-handbook/transactions.parquet
+    """
+    from vigil.bench import run_handbook_benchmark
+
+    result = run_handbook_benchmark(data, out_dir=out_dir, quick=quick, progress=_Step())
+    click.echo((out_dir / "handbook.md").read_text())
+    check = result["variants"]["handbook_protocol_check"]
+    if check.get("passed") is False:
+        raise VigilError("protocol check failed: the Handbook's settings did not reproduce its "
+                         "published figures within the tolerance")
+
+
+@bench.command("speed")
+@click.option("--data", type=click.Path(path_type=Path), required=True,
+              help="The Handbook's transactions.parquet.")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("bench/results"), show_default=True)
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Runs per engine; the median is reported.")
+def bench_speed(data: Path, out_dir: Path, repeat: int) -> None:
+    """Offline feature speed (DuckDB vs pandas rolling windows) and training time per fold.
+
+    \b
+    Example:
+      vigil bench speed --data ../shared/data/fraud-handbook/transactions.parquet
+    """
+    from vigil.bench import run_speed_benchmark
+
+    run_speed_benchmark(data, out_dir=out_dir, repeat=repeat, progress=_Step())
+    click.echo((out_dir / "speed.md").read_text())
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("runs/demo"), show_default=True, help="Folder for every artifact.")
+@click.option("--days", type=click.IntRange(min=40), default=90, show_default=True)
+@click.option("--cards", type=click.IntRange(min=50), default=5000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+def demo(out: Path, days: int, cards: int, seed: int) -> None:
+    """The main job end to end on generated data: simulate, build features, train, evaluate.
+
+    Trains the Handbook's baseline features and vigil's default set on the same window, tests
+    both on the last week after a 7-day label delay, and prints the metrics.
+
+    \b
+    Example:
+      vigil demo --out runs/demo --days 90 --cards 5000
+    """
+    from vigil.pipeline import run_demo
+
+    step = _Step()
+    with _day_progress("simulating") as progress:
+        result = run_demo(out, days=days, cards=cards, seed=seed, progress=step,
+                          day_progress=progress)
+    console.print(_metrics_table(
+        f"test week {result['test']['start'][:10]} to {result['test']['end'][:10]} "
+        f"(trained {result['train']['start'][:10]} to {result['train']['end'][:10]}, labels as "
+        f"of {result['train']['label_cutoff'][:10]})",
+        {name: r["metrics"] for name, r in result["models"].items()}))
+    click.echo(f"artifacts in {out}/: data/, features/, bundles/, scores.parquet, "
+               "metrics.json")

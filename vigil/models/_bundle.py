@@ -1,0 +1,156 @@
+"""The model bundle: everything needed to score a payment, saved without pickle.
+
+A bundle is a folder::
+
+    bundle.json   format version, model version, feature set definition, model parameters,
+                  calibrator, training window, data fingerprint, metrics, library versions
+    model.ubj     the XGBoost trees (Universal Binary JSON)
+
+Loading reads JSON and XGBoost's own format only; nothing executes code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from vigil._errors import ModelError, SchemaError
+from vigil.features import FeatureSet
+from vigil.models._gbm import RiskModel
+from vigil.models._risk_score import (
+    ELEVATED_FROM,
+    HIGHEST_FROM,
+    OFFSET_DECADES,
+    POINTS_PER_DECADE,
+    risk_level,
+    risk_score,
+)
+
+BUNDLE_FORMAT = 1
+_LIBRARIES = ("vigil", "xgboost", "duckdb", "pyarrow", "numpy", "pandas", "scikit-learn")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries that shape a model's numbers."""
+    out = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:  # pragma: no cover - all are dependencies
+            out[name] = "absent"
+    return out
+
+
+def feature_matrix(features: pa.Table, names: list[str], source: str = "features") -> np.ndarray:
+    """The float32 matrix of ``names`` from a feature table, in that column order."""
+    missing = [n for n in names if n not in features.column_names]
+    if missing:
+        raise SchemaError(f"feature column(s) {', '.join(missing)} missing; the model needs "
+                          f"{', '.join(names)}", source=source)
+    if not names:
+        return np.zeros((features.num_rows, 0), dtype=np.float32)
+    return np.column_stack([
+        np.asarray(features.column(n).cast(pa.float64()).to_numpy(zero_copy_only=False),
+                   dtype=np.float64)
+        for n in names
+    ]).astype(np.float32)
+
+
+class ModelBundle:
+    """A trained model with its feature definitions and the record of how it was made."""
+
+    def __init__(self, feature_set: FeatureSet, model: RiskModel, *,
+                 training: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
+                 model_version: str | None = None, created_at: str | None = None) -> None:
+        self.feature_set = feature_set
+        self.model = model
+        self.training = dict(training or {})
+        self.metrics = dict(metrics or {})
+        self.model_version = model_version
+        self.created_at = created_at
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.model.feature_names_)
+
+    def predict_proba(self, features: pa.Table) -> np.ndarray:
+        return self.model.predict_proba(feature_matrix(features, self.feature_names))
+
+    def score(self, features: pa.Table) -> pa.Table:
+        """``payment_id``, ``probability``, ``risk_score`` and ``risk_level`` per row."""
+        p = self.predict_proba(features)
+        s = risk_score(p)
+        return pa.table({
+            "payment_id": features.column("payment_id"),
+            "probability": pa.array(p, pa.float64()),
+            "risk_score": pa.array(s, pa.int64()),
+            "risk_level": pa.array(risk_level(s).tolist(), pa.string()),
+        })
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        model_meta = self.model.save(folder)
+        digest = hashlib.sha256((folder / model_meta["trees_file"]).read_bytes()).hexdigest()
+        self.created_at = self.created_at or datetime.now(UTC).isoformat(timespec="seconds")
+        if self.model_version is None:
+            stamp = datetime.fromisoformat(self.created_at).strftime("%Y%m%d%H%M%S")
+            self.model_version = f"{self.feature_set.name}-{stamp}-{digest[:8]}"
+        doc = {
+            "format": BUNDLE_FORMAT,
+            "model_version": self.model_version,
+            "created_at": self.created_at,
+            "feature_set": self.feature_set.to_dict(),
+            "model": {**model_meta, "sha256": digest},
+            "risk_score": {"points_per_decade_of_odds": POINTS_PER_DECADE,
+                           "offset_decades": OFFSET_DECADES, "elevated_from": ELEVATED_FROM,
+                           "highest_from": HIGHEST_FROM},
+            "training": self.training,
+            "metrics": self.metrics,
+            "libraries": library_versions(),
+        }
+        (folder / "bundle.json").write_text(json.dumps(doc, indent=2, default=_json_default)
+                                            + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ModelBundle:
+        folder = Path(folder)
+        path = folder / "bundle.json"
+        if not path.is_file():
+            raise ModelError(f"{folder}: not a model bundle (bundle.json is missing)")
+        try:
+            doc = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{path}: not valid JSON ({exc})") from exc
+        if doc.get("format") != BUNDLE_FORMAT:
+            raise ModelError(f"{path}: bundle format {doc.get('format')!r} is not supported "
+                             f"(this vigil reads format {BUNDLE_FORMAT})")
+        trees = folder / doc["model"].get("trees_file", "model.ubj")
+        if trees.is_file():
+            digest = hashlib.sha256(trees.read_bytes()).hexdigest()
+            if doc["model"].get("sha256") not in (None, digest):
+                raise ModelError(f"{trees}: file does not match the checksum in bundle.json")
+        feature_set = FeatureSet.from_dict(doc["feature_set"], source=str(path))
+        model = RiskModel.load(folder, doc["model"])
+        return cls(feature_set, model, training=doc.get("training"),
+                   metrics=doc.get("metrics"), model_version=doc.get("model_version"),
+                   created_at=doc.get("created_at"))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
