@@ -10,10 +10,10 @@ only sees labels reported strictly before it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from vigil._errors import ConfigError, SchemaError
 from vigil.features._definitions import LABEL_OPS, Spec
@@ -92,42 +92,87 @@ def _window_expr(spec: Spec) -> str:
     return f"CASE WHEN {_q(spec.key)} IS NULL THEN NULL ELSE {expr} END"  # type: ignore
 
 
+# Label-aware features run over timelines of one entity key: the payments (which carry their
+# _i) interleaved with label events (_e = 1) at their report times. The "labelled" timeline
+# holds the first report of any label per payment; the "fraud" timeline the first report of
+# a fraud label. Fraud is rare, so the fraud timeline is barely longer than the payments,
+# and keeping the two apart makes each window aggregate cheaper. Several features share one
+# aggregate (a fraud rate and a fraud count over the same window), so each distinct
+# (aggregate, window) is computed once and features are derived from them.
+_LABEL_AGGREGATES = {  # name: (timeline, SQL aggregate)
+    "labelled": ("labelled", "sum(_e)"),
+    "frauds": ("fraud", "sum(_e)"),
+    "first_fraud": ("fraud", "min(CASE WHEN _e = 1 THEN _t END)"),
+    "last_fraud": ("fraud", "max(CASE WHEN _e = 1 THEN _t END)"),
+}
+_LABEL_NEEDS = {
+    "fraud_count": ("frauds",),
+    "label_count": ("labelled",),
+    "fraud_rate": ("frauds", "labelled"),
+    "since_first_fraud": ("first_fraud",),
+    "since_last_fraud": ("last_fraud",),
+}
+_EVENT_TIME = {"labelled": "_lab_t", "fraud": "_fraud_t"}
+
+
+def _label_alias(aggregate: str, spec: Spec) -> str:
+    return f"_{aggregate}_{spec.window_us}"
+
+
 def _label_expr(spec: Spec) -> str:
-    """SQL over an entity's label timeline ``u(_row, _t, _kind, _k)``: _kind 0 is a payment,
-    1 the first report of any label for a payment, 2 the first report of a fraud label."""
-    over = f"OVER (PARTITION BY _k ORDER BY _t {_frame(spec)})"
-    labelled = f"sum(CASE WHEN _kind = 1 THEN 1 ELSE 0 END) {over}"
-    fraud = f"sum(CASE WHEN _kind = 2 THEN 1 ELSE 0 END) {over}"
+    """A label-aware feature from the timelines' aggregates (see _LABEL_AGGREGATES)."""
+    a = {name: _label_alias(name, spec) for name in _LABEL_NEEDS[spec.op]}
     if spec.op == "fraud_count":
-        return f"CAST(coalesce({fraud}, 0) AS DOUBLE)"
+        return f"CAST(coalesce({a['frauds']}, 0) AS DOUBLE)"
     if spec.op == "label_count":
-        return f"CAST(coalesce({labelled}, 0) AS DOUBLE)"
+        return f"CAST(coalesce({a['labelled']}, 0) AS DOUBLE)"
     if spec.op == "fraud_rate":
-        return f"coalesce(CAST({fraud} AS DOUBLE) / nullif({labelled}, 0), 0.0)"
+        return f"coalesce(CAST({a['frauds']} AS DOUBLE) / nullif({a['labelled']}, 0), 0.0)"
     if spec.op == "since_first_fraud":
-        return f"(_t - min(CASE WHEN _kind = 2 THEN _t END) {over}) / 1e6"
+        return f"(_t - {a['first_fraud']}) / 1e6"
     if spec.op == "since_last_fraud":
-        return f"(_t - max(CASE WHEN _kind = 2 THEN _t END) {over}) / 1e6"
+        return f"(_t - {a['last_fraud']}) / 1e6"
     raise AssertionError(spec.op)  # pragma: no cover
 
 
-def compile_sql(feature_set: FeatureSet, *, payments: str = "payments",
-                labels: str = "labels") -> str:
+def _label_query(key: str, specs: list[Spec]) -> str:
+    """Label-aware features of one entity key, for every payment that has a key."""
+    k = _q(key)
+    per_timeline: dict[str, dict[str, str]] = {}
+    for spec in specs:
+        over = f"OVER (PARTITION BY _k ORDER BY _t {_frame(spec)})"
+        for name in _LABEL_NEEDS[spec.op]:
+            timeline, aggregate = _LABEL_AGGREGATES[name]
+            per_timeline.setdefault(timeline, {}).setdefault(_label_alias(name, spec),
+                                                             f"{aggregate} {over}")
+    parts = []
+    for timeline, aggregates in per_timeline.items():
+        when = _EVENT_TIME[timeline]
+        events = (f"SELECT _i, _t, 0 AS _e, {k} AS _k FROM base WHERE {k} IS NOT NULL "
+                  f"UNION ALL SELECT NULL, {when}, 1, {k} FROM base "
+                  f"WHERE {when} IS NOT NULL AND {k} IS NOT NULL")
+        cols = ", ".join(f"{expr} AS {alias}" for alias, expr in aggregates.items())
+        parts.append(f"(SELECT _i, _t, {cols} FROM ({events}) u QUALIFY _i IS NOT NULL) "
+                     f"AS {timeline}")
+    joined = parts[0] + "".join(f" JOIN {p} USING (_i, _t)" for p in parts[1:])
+    outer = ", ".join(f"{_label_expr(s)} AS {_q(s.name)}" for s in specs)
+    return f"SELECT _i, {outer} FROM {joined}"
+
+
+def compile_sql(feature_set: FeatureSet, *, payments: str = "payments") -> str:
     """The single SQL query that computes ``feature_set`` for every payment.
 
-    ``payments`` and ``labels`` name relations with the payment and label schemas. The
-    result has ``payment_id``, ``ts`` and one DOUBLE column per feature, in (ts, payment_id)
+    It reads the relation that :func:`build_features` prepares: ``payments(_i, _t,
+    payment_id, _lab_t, _fraud_t, ...)``, one row per payment with ``_i`` its position in the
+    input, ``_t`` its time, ``_lab_t`` and ``_fraud_t`` the first report of any label and of
+    a fraud label for it (null when none), all in microseconds, and the columns the features
+    read. The result is ``_i`` and one DOUBLE column per feature, in ``(ts, payment_id)``
     order.
     """
     specs = feature_set.specs()
-    ctes = [f"base AS (SELECT *, epoch_us(ts) AS _t, "
-            f"row_number() OVER (ORDER BY ts, payment_id) AS _row FROM {payments})"]
-    ev_cols = []
-    for s in specs:
-        if s.op in LABEL_OPS:
-            continue
-        ev_cols.append(f"{_payment_expr(s)} AS {_q(s.name)}")
-    ctes.append("ev AS (SELECT " + ", ".join(["_row", "payment_id", "ts", *ev_cols])
+    ctes = [f"base AS (SELECT * FROM {payments})"]
+    ev_cols = [f"{_payment_expr(s)} AS {_q(s.name)}" for s in specs if s.op not in LABEL_OPS]
+    ctes.append("ev AS (SELECT " + ", ".join(["_i", "_t", "payment_id", *ev_cols])
                 + " FROM base)")
 
     label_keys: list[str] = []
@@ -135,37 +180,67 @@ def compile_sql(feature_set: FeatureSet, *, payments: str = "payments",
         if s.op in LABEL_OPS and s.key not in label_keys:
             label_keys.append(s.key)  # type: ignore[arg-type]
     source_of: dict[str, str] = {}
-    if label_keys:
-        ctes.append(
-            "lab AS (SELECT payment_id, min(epoch_us(reported_at)) AS _lab_t, "
-            "min(CASE WHEN is_fraud THEN epoch_us(reported_at) END) AS _fraud_t "
-            f"FROM {labels} GROUP BY payment_id)"
-        )
     for i, key in enumerate(label_keys):
-        k = _q(key)
-        timeline = (
-            f"SELECT _row, _t, 0 AS _kind, {k} AS _k FROM base WHERE {k} IS NOT NULL "
-            f"UNION ALL SELECT NULL, l._lab_t, 1, b.{k} FROM lab l "
-            f"JOIN base b ON l.payment_id = b.payment_id WHERE b.{k} IS NOT NULL "
-            f"UNION ALL SELECT NULL, l._fraud_t, 2, b.{k} FROM lab l "
-            f"JOIN base b ON l.payment_id = b.payment_id "
-            f"WHERE l._fraud_t IS NOT NULL AND b.{k} IS NOT NULL"
-        )
-        cols = [f"{_label_expr(s)} AS {_q(s.name)}" for s in specs
-                if s.op in LABEL_OPS and s.key == key]
-        ctes.append(f"lab{i} AS (SELECT _row, _kind, {', '.join(cols)} FROM ({timeline}) u "
-                    "QUALIFY _kind = 0)")
-        for s in specs:
-            if s.op in LABEL_OPS and s.key == key:
-                source_of[s.name] = f"lab{i}"
+        own = [s for s in specs if s.op in LABEL_OPS and s.key == key]
+        ctes.append(f"lab{i} AS ({_label_query(key, own)})")
+        for s in own:
+            source_of[s.name] = f"lab{i}"
 
-    select = ["ev.payment_id", "ev.ts"]
-    for s in specs:
-        select.append(f"{source_of.get(s.name, 'ev')}.{_q(s.name)}")
-    joins = "".join(f" LEFT JOIN lab{i} ON lab{i}._row = ev._row"
-                    for i in range(len(label_keys)))
+    select = ["ev._i"] + [f"{source_of.get(s.name, 'ev')}.{_q(s.name)}" for s in specs]
+    joins = "".join(f" LEFT JOIN lab{i} ON lab{i}._i = ev._i" for i in range(len(label_keys)))
     return ("WITH " + ",\n".join(ctes) + "\nSELECT " + ", ".join(select)
-            + f"\nFROM ev{joins}\nORDER BY ev._row")
+            + f"\nFROM ev{joins}\nORDER BY ev._t, ev.payment_id")
+
+
+def _as_codes(values: pa.ChunkedArray) -> pa.Array:
+    """Text keys become integer codes (nulls stay null): partitioning and counting distinct
+    values need only equality, and integers make DuckDB's sorts and hashes cheaper."""
+    if pa.types.is_dictionary(values.type):
+        values = values.cast(values.type.value_type)
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type) or \
+            pa.types.is_binary(values.type):
+        return pc.dictionary_encode(values).combine_chunks().indices
+    return values.combine_chunks()
+
+
+def _engine_inputs(feature_set: FeatureSet, payments: pa.Table, labels: pa.Table) -> pa.Table:
+    """The relation the SQL reads (see :func:`compile_sql`)."""
+    ts = payments.column("ts").cast(pa.timestamp("us", tz="UTC"))
+    columns: dict[str, pa.Array] = {
+        "_i": pa.array(np.arange(payments.num_rows, dtype=np.int64)),
+        "_t": ts.cast(pa.int64()).combine_chunks(),
+        "payment_id": payments.column("payment_id").combine_chunks(),
+    }
+    if feature_set.needs_labels():
+        columns["_lab_t"], columns["_fraud_t"] = _first_reports(payments, labels)
+    for name in feature_set.input_columns():
+        if name not in columns:
+            columns[name] = _as_codes(payments.column(name))
+    return pa.table(columns)
+
+
+def _first_reports(payments: pa.Table, labels: pa.Table) -> tuple[pa.Array, pa.Array]:
+    """Per payment, the first report time of any label and of a fraud label (µs, or null).
+
+    Labels of payments not in ``payments`` cannot matter to these features and are ignored.
+    """
+    never = np.iinfo(np.int64).max
+    if labels.column("payment_id").equals(payments.column("payment_id")):
+        # one label per payment, in payment order (the Handbook's case): no lookup needed
+        position = pa.array(np.arange(payments.num_rows, dtype=np.int64))
+    else:
+        position = pc.index_in(labels.column("payment_id"), payments.column("payment_id"))
+    known = np.asarray(pc.is_valid(position).to_numpy(zero_copy_only=False), dtype=bool)
+    pos = np.asarray(pc.fill_null(position, 0).to_numpy(zero_copy_only=False))[known]
+    reported = np.asarray(labels.column("reported_at").cast(pa.timestamp("us", tz="UTC"))
+                          .cast(pa.int64()).to_numpy(zero_copy_only=False))[known]
+    fraud = np.asarray(labels.column("is_fraud").to_numpy(zero_copy_only=False),
+                       dtype=bool)[known]
+    first = np.full(payments.num_rows, never, dtype=np.int64)
+    np.minimum.at(first, pos, reported)
+    first_fraud = np.full(payments.num_rows, never, dtype=np.int64)
+    np.minimum.at(first_fraud, pos[fraud], reported[fraud])
+    return (pa.array(first, mask=first == never), pa.array(first_fraud, mask=first_fraud == never))
 
 
 def build_features(feature_set: FeatureSet, payments: pa.Table,
@@ -189,30 +264,28 @@ def build_features(feature_set: FeatureSet, payments: pa.Table,
     if feature_set.needs_labels() and labels is None:
         raise ConfigError(f"feature set '{feature_set.name}' has label-aware features; "
                           "pass the labels table")
-    keep = ["payment_id", "ts", *feature_set.input_columns()]
+    if labels is None:
+        labels = pa.table({"payment_id": pa.array([], pa.string()),
+                           "is_fraud": pa.array([], pa.bool_()),
+                           "reported_at": pa.array([], pa.timestamp("us", tz="UTC"))})
+    payment_rel = _engine_inputs(feature_set, payments, labels)
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET enable_progress_bar = false")
         if threads:
             con.execute(f"SET threads = {int(threads)}")
-        con.register("payments", payments.select(keep))
-        if labels is None:
-            labels = pa.table({"payment_id": pa.array([], pa.string()),
-                               "is_fraud": pa.array([], pa.bool_()),
-                               "reported_at": pa.array([], pa.timestamp("us", tz="UTC"))})
-        con.register("labels", labels.select(["payment_id", "is_fraud", "reported_at"]))
+        con.register("payments", payment_rel)
         relation = con.sql(compile_sql(feature_set))
         # DuckDB 2 renamed fetch_arrow_table to to_arrow_table
         fetch = getattr(relation, "to_arrow_table", None) or relation.fetch_arrow_table
         result = fetch()
     finally:
         con.close()
-    return _normalise(result, feature_set.names)
-
-
-def _normalise(table: pa.Table, names: Sequence[str]) -> pa.Table:
-    arrays = [table.column("payment_id"),
-              table.column("ts").cast(pa.timestamp("us", tz="UTC"))]
-    arrays += [table.column(n).cast(pa.float64()) for n in names]
-    return pa.table(arrays, names=["payment_id", "ts", *names])
+    if result.num_rows != payments.num_rows:  # pragma: no cover - a bug, not a user error
+        raise AssertionError("the feature query lost or duplicated payments")
+    order = result.column("_i")
+    arrays = [payments.column("payment_id").take(order),
+              payments.column("ts").cast(pa.timestamp("us", tz="UTC")).take(order)]
+    arrays += [result.column(n).cast(pa.float64()) for n in feature_set.names]
+    return pa.table(arrays, names=["payment_id", "ts", *feature_set.names])
