@@ -44,7 +44,7 @@ class _Step:
 @contextmanager
 def _day_progress(label: str) -> Iterator[Callable[[int, int], None]]:
     with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("days"),
-                  TimeElapsedColumn(), console=err, transient=False) as bar:
+                  TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task(label, total=None)
 
         def update(done: int, total: int) -> None:
