@@ -441,6 +441,10 @@ class FraudRate(_LabelWindow):
     ``FraudRate(by="terminal", window="28d")`` is the share of a terminal's payments, labelled
     in the last 28 days, that were fraud. Pair it with :class:`LabelCount` to tell a clean
     terminal from an unknown one.
+
+    A payment relabelled from legitimate to fraud counts in the denominator at its first
+    label and in the numerator at its fraud report; when only the second falls in the window
+    the rate can exceed 1. Such relabelling is rare; the online executor keeps the same rule.
     """
 
     kind: ClassVar[str] = "fraud_rate"
