@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from vigil._errors import DataFileError
 from vigil.bench._machine import machine_info, machine_line
@@ -54,6 +55,7 @@ from vigil.evaluation import (
 )
 from vigil.events import read_handbook
 from vigil.features import FeatureSet, handbook_baseline, payments_default
+from vigil.features.offline import first_reports
 from vigil.models import RiskModel
 from vigil.pipeline import Prepared, prepare
 
@@ -197,7 +199,9 @@ def _findable_masks(runner: _Runner, prepared: Prepared) -> dict[str, np.ndarray
     t = np.asarray(prepared.ts.cast(pa.timestamp("us")).cast(pa.int64()).to_numpy())
     terminal = prepared.column("terminal_id")
     y = labels_known_at(prepared.payments.column("payment_id"), prepared.labels, None)
-    reported = _first_fraud_report_us(prepared)
+    _, first_fraud = first_reports(prepared.payments, prepared.labels)
+    reported = np.asarray(pc.fill_null(first_fraud, np.iinfo(np.int64).max).to_numpy(
+        zero_copy_only=False), dtype=np.int64)
     day = 86_400_000_000
     frame = pd.DataFrame({"terminal": terminal, "t": t, "rep": reported, "y": y,
                           "s2": scen == "compromised_terminal"})
@@ -210,16 +214,6 @@ def _findable_masks(runner: _Runner, prepared: Prepared) -> dict[str, np.ndarray
             strict[i] = bool(np.any(s2 & (rr < ti) & (tt > ti - 28 * day)))
     not_s2 = y & (scen != "compromised_terminal")
     return {"oracle_findable_lenient": not_s2 | lenient, "oracle_findable_strict": not_s2 | strict}
-
-
-def _first_fraud_report_us(prepared: Prepared) -> np.ndarray:
-    labels = prepared.labels.filter(prepared.labels.column("is_fraud"))
-    frame = pd.DataFrame({
-        "payment_id": labels.column("payment_id").to_numpy(zero_copy_only=False),
-        "rep": labels.column("reported_at").cast(pa.timestamp("us")).cast(pa.int64()).to_numpy(),
-    }).groupby("payment_id")["rep"].min()
-    ids = pd.Series(prepared.column("payment_id"))
-    return ids.map(frame).fillna(np.iinfo(np.int64).max).astype(np.int64).to_numpy()
 
 
 def file_sha256(path: Path) -> str:

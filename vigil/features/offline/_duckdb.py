@@ -212,15 +212,16 @@ def _engine_inputs(feature_set: FeatureSet, payments: pa.Table, labels: pa.Table
         "payment_id": payments.column("payment_id").combine_chunks(),
     }
     if feature_set.needs_labels():
-        columns["_lab_t"], columns["_fraud_t"] = _first_reports(payments, labels)
+        columns["_lab_t"], columns["_fraud_t"] = first_reports(payments, labels)
     for name in feature_set.input_columns():
         if name not in columns:
             columns[name] = _as_codes(payments.column(name))
     return pa.table(columns)
 
 
-def _first_reports(payments: pa.Table, labels: pa.Table) -> tuple[pa.Array, pa.Array]:
-    """Per payment, the first report time of any label and of a fraud label (µs, or null).
+def first_reports(payments: pa.Table, labels: pa.Table) -> tuple[pa.Array, pa.Array]:
+    """Per payment (in ``payments`` order), the first report time of any label and of a fraud
+    label, in microseconds, or null: the label state every label-aware feature reads.
 
     Labels of payments not in ``payments`` cannot matter to these features and are ignored.
     """
