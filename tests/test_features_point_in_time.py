@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import pyarrow as pa
 import pytest
@@ -42,6 +43,7 @@ from vigil.features import (
     build_features,
     reference_features,
 )
+from vigil.features.offline import _label_windows
 
 US = timedelta(microseconds=1)
 H = timedelta(hours=1)
@@ -191,11 +193,18 @@ def assert_tables_equal(engine: pa.Table, reference: pa.Table, feature_set: Feat
         assert not bad, f"{spec.name}: (payment, engine, reference) {bad[:5]}"
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(event_streams())
-def test_engine_equals_reference(stream):
+@pytest.mark.parametrize("label_windows", ["search", "search-by-rank", "sql"])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream=event_streams())
+def test_engine_equals_reference(stream, label_windows):
+    """Every feature, all three ways the engine computes label-aware windows: sorted search
+    over packed (entity, time) keys, the same when packing would overflow (times replaced by
+    ranks), and the SQL window form."""
     payments, labels = stream
-    engine = build_features(FEATURES, payments, labels)
+    headroom = 1 if label_windows == "search-by-rank" else _label_windows._INT64_HEADROOM
+    with mock.patch.object(_label_windows, "_INT64_HEADROOM", headroom):
+        engine = build_features(FEATURES, payments, labels,
+                                label_windows=label_windows.removesuffix("-by-rank"))
     reference = reference_features(FEATURES, payments, labels)
     assert_tables_equal(engine, reference, FEATURES)
 
