@@ -10,7 +10,7 @@ HANDBOOK ?= ../shared/data/fraud-handbook/transactions.parquet
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[serve,test]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
