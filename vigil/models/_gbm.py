@@ -179,6 +179,31 @@ class RiskModel:
         self._check_fitted()
         return self.booster_.predict(self._dmatrix(X), pred_contribs=True)
 
+    def for_serving(self) -> RiskModel:
+        """Tune for one row at a time: one thread per prediction (the service runs many)."""
+        self._check_fitted()
+        self.booster_.set_param({"nthread": 1})
+        return self
+
+    def explain_one(self, x: np.ndarray) -> tuple[float, float, np.ndarray]:
+        """One row's margin, calibrated probability and SHAP contributions (bias last), from
+        a single tree walk: the contributions add up to the margin."""
+        self._check_fitted()
+        row = np.asarray(x, dtype=np.float32).reshape(1, -1)
+        dm = xgb.DMatrix(row, feature_names=self.feature_names_, missing=np.nan, nthread=1)
+        contribs = self.booster_.predict(dm, pred_contribs=True)[0].astype(np.float64)
+        margin = float(contribs.sum())
+        if self.calibrator_ is None:
+            proba = 1.0 / (1.0 + np.exp(-margin))
+        else:
+            proba = float(self.calibrator_.predict(np.array([margin]))[0])
+        return margin, float(proba), contribs
+
+    def predict_one_margin(self, x: np.ndarray) -> float:
+        """The margin of one row by XGBoost's in-place predictor (the bare baseline)."""
+        row = np.asarray(x, dtype=np.float32).reshape(1, -1)
+        return float(self.booster_.inplace_predict(row, predict_type="margin", missing=np.nan)[0])
+
     def feature_importance(self, kind: str = "total_gain") -> dict[str, float]:
         self._check_fitted()
         scores = self.booster_.get_score(importance_type=kind)

@@ -1,0 +1,6 @@
+"""Scoring one payment at a time: online features, the model's score and reasons, rules."""
+
+from vigil.scoring._reasons import Describer, Reason, elapsed_words, window_words
+from vigil.scoring._scorer import Scorer, ScoreResult
+
+__all__ = ["Describer", "Reason", "ScoreResult", "Scorer", "elapsed_words", "window_words"]
