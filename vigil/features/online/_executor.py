@@ -76,6 +76,7 @@ class OnlineFeatures:
         self.state = state if state is not None else MemoryState()
         self.specs = feature_set.specs()
         self.names = [s.name for s in self.specs]
+        self._compiled = [(s.name, _compile(s)) for s in self.specs]
         self._plans: dict[str, KeyPlan] = plan(feature_set)
         for key, p in self._plans.items():
             self.state.configure(key, KeyConfig(
@@ -83,6 +84,7 @@ class OnlineFeatures:
                 history=p.keeps_payments and _reads_history(self.specs, key),
                 label_retain_us=p.label_retain_us or 0))
         self._payment_keys = [k for k, p in self._plans.items() if p.keeps_payments]
+        self._history_keys = {k for k in self._payment_keys if _reads_history(self.specs, k)}
         self._label_keys = [k for k, p in self._plans.items() if p.label_retain_us is not None]
         self.clock = -(2**63)  # the latest payment time seen
         self._since_sweep = 0
@@ -92,8 +94,8 @@ class OnlineFeatures:
     def features(self, payment: Mapping[str, Any]) -> dict[str, float | None]:
         """The payment's features at its time, without recording it."""
         t = micros(payment["ts"])
-        views = self._read(payment, t)
-        return {s.name: _value(s, payment, t, views) for s in self.specs}
+        ctx = _Ctx(payment, t, self._read(payment, t))
+        return {name: f(ctx) for name, f in self._compiled}
 
     def add_payment(self, payment: Mapping[str, Any]) -> dict[str, float | None]:
         """The payment's features at its time; then record it for the payments after it."""
@@ -121,7 +123,10 @@ class OnlineFeatures:
         for key in self._payment_keys:
             value = payment.get(key)
             if value is not None:
-                reads.append(Read(key, value, t - self._plans[key].retain_us - 1))
+                # TimeSinceLast may need a payment older than the longest window: the latest
+                # one is never evicted, so a key with history features is read whole
+                since = -(2**63) if key in self._history_keys else t - self._plans[key].retain_us
+                reads.append(Read(key, value, since))
         for key in self._label_keys:
             value = payment.get(key)
             if value is not None:
@@ -168,78 +173,156 @@ def _reads_history(specs: list[Spec], key: str) -> bool:
 
 
 # ---------------------------------------------------------------------- computing one value
-def _value(spec: Spec, row: Mapping[str, Any], t: int, views: Views) -> float | None:
-    op = spec.op
+# Each spec compiles once to a closure over a per-payment context, whose cache shares the work
+# features have in common: one binary search per (entity, window), one slice of values per
+# (entity, column, window), one label window per (entity, timeline, window).
+Compiled = Callable[["_Ctx"], float | None]
+
+
+class _Ctx:
+    __slots__ = ("cache", "row", "t", "views")
+
+    def __init__(self, row: Mapping[str, Any], t: int, views: Views) -> None:
+        self.row, self.t, self.views, self.cache = row, t, views, {}
+
+    def hi(self, key: str) -> tuple[PaymentView | None, int]:
+        """The entity's payments view and how many of its payments are strictly before t."""
+        found = self.cache.get(key)
+        if found is None:
+            view = self.views.get((key, None))
+            found = (view, bisect.bisect_left(view.times, self.t) if view is not None else 0)
+            self.cache[key] = found
+        return found  # type: ignore[return-value]
+
+    def range(self, key: str, window: int) -> tuple[PaymentView | None, int, int]:
+        """The view and the index range of payments with t - window < ts < t."""
+        found = self.cache.get((key, window))
+        if found is None:
+            view, hi = self.hi(key)
+            lo = bisect.bisect_right(view.times, self.t - window, 0, hi) if view else 0
+            found = self.cache[(key, window)] = (view, lo, hi)
+        return found  # type: ignore[return-value]
+
+    def floats(self, key: str, column: str, window: int) -> list[float]:
+        """The non-null values of ``column`` in the window, as floats (the payment excluded)."""
+        found = self.cache.get((key, column, window))
+        if found is None:
+            view, lo, hi = self.range(key, window)
+            found = ([float(v) for v in view.values[column][lo:hi] if v is not None]
+                     if view is not None and hi > lo else [])
+            self.cache[(key, column, window)] = found
+        return found  # type: ignore[return-value]
+
+    def reports(self, key: str, timeline: str, window: int) -> list[int]:
+        """First label reports on ``timeline`` with t - window < reported_at < t."""
+        found = self.cache.get((key, timeline, window))
+        if found is None:
+            view = self.views.get((key, timeline))
+            if view is None:
+                found = []
+            else:
+                hi = bisect.bisect_left(view.times, self.t)
+                found = view.times[bisect.bisect_right(view.times, self.t - window, 0, hi):hi]
+            self.cache[(key, timeline, window)] = found
+        return found  # type: ignore[return-value]
+
+
+def _compile(spec: Spec) -> Compiled:
+    op, key, column, window = spec.op, spec.key, spec.column, spec.window_us
     if op == "ratio":
-        num = _value(spec.operands[0], row, t, views)
-        den = _value(spec.operands[1], row, t, views)
-        return None if num is None or den is None or den == 0 else num / den
-    if spec.key is None:
-        return _row_value(spec, row, t)
-    if row.get(spec.key) is None:
-        return None
+        num, den = (_compile(o) for o in spec.operands)
+
+        def ratio(c: _Ctx) -> float | None:
+            n, d = num(c), den(c)
+            return None if n is None or d is None or d == 0 else n / d
+        return ratio
+    if key is None:
+        return lambda c: _row_value(spec, c.row, c.t)
     if op in LABEL_OPS:
-        return _label_value(spec, t, views)
-    view = views.get((spec.key, None))
-    times = view.times if view is not None else []  # type: ignore[union-attr]
-    hi = bisect.bisect_left(times, t)  # payments strictly before t
-    if op == "since_first":
-        first = view.first if view is not None else None  # type: ignore[union-attr]
-        return (t - first) / 1e6 if first is not None and first < t else None
-    if op == "since_last":
-        if hi:
-            return (t - times[hi - 1]) / 1e6
-        gone = view.gone if view is not None else None  # type: ignore[union-attr]
-        return (t - gone) / 1e6 if gone is not None and gone < t else None
-    lo = bisect.bisect_right(times, t - spec.window_us)  # type: ignore[operator]
-    if op == "count":
-        return float(hi - lo + (1 if spec.include_current else 0))
-    column = spec.column
-    earlier = view.values[column][lo:hi] if view is not None and hi > lo else []  # type: ignore
-    current = [row.get(column)] if spec.include_current else []  # type: ignore[arg-type]
-    if op == "count_distinct":
-        return float(len({v for v in earlier + current if v is not None}))
-    values = [float(v) for v in earlier + current if v is not None]
+        inner = _compile_label(op, key, window)  # type: ignore[arg-type]
+    elif op in ("since_first", "since_last"):
+        inner = _compile_history(op, key)
+    elif op == "count":
+        extra = 1.0 if spec.include_current else 0.0
+
+        def inner(c: _Ctx) -> float | None:
+            _, lo, hi = c.range(key, window)  # type: ignore[arg-type]
+            return hi - lo + extra
+    elif op == "count_distinct":
+        def inner(c: _Ctx) -> float | None:
+            view, lo, hi = c.range(key, window)  # type: ignore[arg-type]
+            seen = set(view.values[column][lo:hi]) if view is not None else set()  # type: ignore
+            if spec.include_current:
+                seen.add(c.row.get(column))  # type: ignore[arg-type]
+            seen.discard(None)
+            return float(len(seen))
+    else:
+        inner = _compile_values(spec)
+    return lambda c: None if c.row.get(key) is None else inner(c)
+
+
+def _compile_values(spec: Spec) -> Compiled:
+    """Sum, Mean, Min, Max and Relative over the window's values."""
+    op, key, column, window = spec.op, spec.key, spec.column, spec.window_us
+    include = spec.include_current
+
+    def values(c: _Ctx) -> list[float]:
+        earlier = c.floats(key, column, window)  # type: ignore[arg-type]
+        own = c.row.get(column) if include else None  # type: ignore[arg-type]
+        return earlier if own is None else [*earlier, float(own)]
+
     if op == "sum":
-        return math.fsum(values)
+        return lambda c: math.fsum(values(c))
     if op == "relative":
-        own = row.get(column)  # type: ignore[arg-type]
-        if not values or own is None:
-            return None
-        mean = math.fsum(values) / len(values)
-        return float(own) / mean if mean else None
-    if not values:
-        return None
-    if op == "mean":
-        return math.fsum(values) / len(values)
-    if op == "min":
-        return min(values)
-    if op == "max":
-        return max(values)
-    raise AssertionError(op)  # pragma: no cover
+        def relative(c: _Ctx) -> float | None:
+            vals, own = values(c), c.row.get(column)  # type: ignore[arg-type]
+            if not vals or own is None:
+                return None
+            mean = math.fsum(vals) / len(vals)
+            return float(own) / mean if mean else None
+        return relative
+    aggregate = {"mean": lambda v: math.fsum(v) / len(v), "min": min, "max": max}[op]
+
+    def apply(c: _Ctx) -> float | None:
+        vals = values(c)
+        return aggregate(vals) if vals else None
+    return apply
 
 
-def _label_value(spec: Spec, t: int, views: Views) -> float | None:
-    def window(timeline: str) -> list[int]:
-        view = views.get((spec.key, timeline))  # type: ignore[arg-type]
+def _compile_history(op: str, key: str) -> Compiled:
+    if op == "since_first":
+        def since_first(c: _Ctx) -> float | None:
+            view, _ = c.hi(key)
+            first = view.first if view is not None else None
+            return (c.t - first) / 1e6 if first is not None and first < c.t else None
+        return since_first
+
+    def since_last(c: _Ctx) -> float | None:
+        view, hi = c.hi(key)
         if view is None:
-            return []
-        lo = bisect.bisect_right(view.times, t - spec.window_us)  # type: ignore[operator]
-        return view.times[lo:bisect.bisect_left(view.times, t)]
+            return None
+        if hi:
+            return (c.t - view.times[hi - 1]) / 1e6
+        return (c.t - view.gone) / 1e6 if view.gone is not None and view.gone < c.t else None
+    return since_last
 
-    frauds = window("fraud")
-    if spec.op == "fraud_count":
-        return float(len(frauds))
-    if spec.op == "since_first_fraud":
-        return (t - frauds[0]) / 1e6 if frauds else None
-    if spec.op == "since_last_fraud":
-        return (t - frauds[-1]) / 1e6 if frauds else None
-    labelled = len(window("labelled"))
-    if spec.op == "label_count":
-        return float(labelled)
-    if spec.op == "fraud_rate":
-        return len(frauds) / labelled if labelled else 0.0
-    raise AssertionError(spec.op)  # pragma: no cover
+
+def _compile_label(op: str, key: str, window: int) -> Compiled:
+    if op == "fraud_count":
+        return lambda c: float(len(c.reports(key, "fraud", window)))
+    if op == "label_count":
+        return lambda c: float(len(c.reports(key, "labelled", window)))
+    if op == "fraud_rate":
+        def rate(c: _Ctx) -> float | None:
+            labelled = len(c.reports(key, "labelled", window))
+            return len(c.reports(key, "fraud", window)) / labelled if labelled else 0.0
+        return rate
+    at = 0 if op == "since_first_fraud" else -1
+
+    def since(c: _Ctx) -> float | None:
+        frauds = c.reports(key, "fraud", window)
+        return (c.t - frauds[at]) / 1e6 if frauds else None
+    return since
 
 
 def _row_value(spec: Spec, row: Mapping[str, Any], t: int) -> float | None:

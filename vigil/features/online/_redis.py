@@ -75,8 +75,8 @@ class RedisState(FeatureState):
         pipe = self._redis.pipeline(transaction=False)
         for r in reads:
             if r.timeline is None:
-                pipe.zrangebyscore(self._k("pay", r.key, r.value), f"({r.since}", "+inf",
-                                   withscores=True)
+                low = "-inf" if r.since <= -(2**62) else f"({r.since}"
+                pipe.zrangebyscore(self._k("pay", r.key, r.value), low, "+inf", withscores=True)
                 pipe.zscore(self._k("first", r.key), str(r.value))
                 pipe.zscore(self._k("gone", r.key), str(r.value))
             else:
