@@ -46,3 +46,30 @@ def redis_url() -> Iterator[str]:
     yield url
     client.flushdb()
     client.close()
+
+
+@pytest.fixture(scope="session")
+def small_world():
+    """Three weeks of a small simulated world (300 cards)."""
+    from vigil.simulate import HandbookWorld
+
+    return HandbookWorld(n_cards=300, n_terminals=600).simulate(21, start="2024-01-01", seed=3)
+
+
+@pytest.fixture(scope="session")
+def small_bundle(small_world):
+    """A small model on the default features, trained on the small world."""
+    from vigil.features import payments_default
+    from vigil.pipeline import default_train_window, prepare, train_bundle
+
+    prepared = prepare(small_world, payments_default())
+    window = default_train_window(prepared, delay_days=3)
+    return train_bundle(prepared, window, params={"n_estimators": 40})
+
+
+@pytest.fixture(scope="session")
+def small_bundle_dir(small_bundle, tmp_path_factory):
+    """The small bundle saved in a folder."""
+    folder = tmp_path_factory.mktemp("bundle")
+    small_bundle.save(folder)
+    return folder

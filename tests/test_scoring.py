@@ -17,23 +17,17 @@ from vigil.features import (
     TimeSinceLast,
     Value,
 )
-from vigil.pipeline import default_train_window, prepare, train_bundle
 from vigil.scoring import Describer, Scorer, elapsed_words, window_words
-from vigil.simulate import HandbookWorld
 
 
-@pytest.fixture(scope="module")
-def world():
-    return HandbookWorld(n_cards=300, n_terminals=600).simulate(21, start="2024-01-01", seed=3)
+@pytest.fixture
+def world(small_world):
+    return small_world
 
 
-@pytest.fixture(scope="module")
-def bundle(world):
-    from vigil.features import payments_default
-
-    prepared = prepare(world, payments_default())
-    window = default_train_window(prepared, delay_days=3)
-    return train_bundle(prepared, window, params={"n_estimators": 40})
+@pytest.fixture
+def bundle(small_bundle):
+    return small_bundle
 
 
 def test_window_and_elapsed_words():
@@ -108,11 +102,14 @@ def test_rules_decide_with_the_score_and_features(bundle):
     class BlockBigAmounts:  # the shape vigil.rules.RuleSet.decide returns
         def decide(self, attributes, lists):
             class Rule:
-                id, text = "big", "block if :amount: > 1000"
+                id = "big"
+
+                def __str__(self):
+                    return "big: block if :amount: > 1000"
 
             class Decided:
                 action = "block" if attributes["amount"] > 1000 else "allow"
-                rule = Rule if attributes["amount"] > 1000 else None
+                rule = Rule() if attributes["amount"] > 1000 else None
             assert "risk_score" in attributes and "count_by_card_1h" in attributes
             return Decided
 
@@ -123,6 +120,6 @@ def test_rules_decide_with_the_score_and_features(bundle):
     small = scorer.score({"payment_id": "s", "ts": t, "amount": 5.0, "card_id": "c",
                           "terminal_id": "t"})
     assert (big.decision, big.rule) == ("block", {"id": "big",
-                                                  "text": "block if :amount: > 1000"})
+                                                  "text": "big: block if :amount: > 1000"})
     assert (small.decision, small.rule) == ("allow", None)
     assert big.to_dict()["timing_us"]["total"] > 0

@@ -1,0 +1,321 @@
+"""The HTTP API (FastAPI): the only module of vigil that speaks HTTP.
+
+Routes under ``/v1`` need an API key (``Authorization: Bearer vk_...``): a ``score`` key may
+score payments, send labels and read payments; an ``admin`` key may also work the review
+queue, lists and rules. ``/healthz``, ``/metrics`` and ``/docs`` are open.
+
+Every error is JSON, ``{"error": {"type", "message", "errors": [{"field", "reason"}]}}``:
+4xx for what the caller can fix, never a 500 for a user mistake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.responses import Response
+
+from vigil import __version__
+from vigil._errors import VigilError
+from vigil.rules import RuleError
+from vigil.serving._schemas import (
+    ApiError,
+    LabelIn,
+    LabelOut,
+    ListItemIn,
+    PaymentIn,
+    ReviewClose,
+    RulesIn,
+    RulesOut,
+    ScoreOut,
+)
+from vigil.serving._service import ScoringService
+from vigil.store import ApiKey, Conflict, NotFound, StoreUnavailable
+
+MAX_BODY_BYTES = 64 * 1024
+KEY_CACHE_SECONDS = 30.0  # a revoked key stops working within this long
+
+_ERRORS = {401: {"model": ApiError}, 403: {"model": ApiError}, 422: {"model": ApiError}}
+
+
+class ApiProblem(Exception):
+    """An error answer: status, type and message (and field errors)."""
+
+    def __init__(self, status: int, kind: str, message: str,
+                 errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.message, self.errors = status, kind, message, errors or []
+
+
+def _problem(status: int, kind: str, message: str,
+             errors: list[dict[str, str]] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"type": kind, "message": message}
+    if errors:
+        body["errors"] = errors
+    return JSONResponse({"error": body}, status_code=status)
+
+
+class _Keys:
+    """API key checks, cached for a few seconds so a request costs no store read."""
+
+    def __init__(self, service: ScoringService) -> None:
+        self._service = service
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+        self._lock = threading.Lock()
+
+    def verify(self, secret: str) -> ApiKey | None:
+        digest = hashlib.sha256(secret.encode()).hexdigest()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        key = self._service.store.verify_api_key(secret)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now + KEY_CACHE_SECONDS, key)
+        return key
+
+
+def _key(request: Request, authorization: Annotated[str | None, Header()] = None) -> ApiKey:
+    if not authorization or not authorization.startswith("Bearer "):
+        raise ApiProblem(401, "unauthorized", "send an API key: 'Authorization: Bearer "
+                         "<key>' (create one with `vigil keys create`)")
+    key = request.app.state.keys.verify(authorization.removeprefix("Bearer ").strip())
+    if key is None:
+        raise ApiProblem(401, "unauthorized", "unknown or revoked API key")
+    return key
+
+
+def _admin(key: Annotated[ApiKey, Depends(_key)]) -> ApiKey:
+    if key.scope != "admin":
+        raise ApiProblem(403, "forbidden", f"this route needs an admin key; key "
+                         f"'{key.name}' has scope '{key.scope}'")
+    return key
+
+
+Key = Annotated[ApiKey, Depends(_key)]
+Admin = Annotated[ApiKey, Depends(_admin)]
+
+
+def create_app(service: ScoringService) -> FastAPI:
+    """The FastAPI application around a started :class:`ScoringService`."""
+    app = FastAPI(
+        title="vigil scoring API", version=__version__,
+        description="Real-time fraud scoring: a risk score with reasons and a decision per "
+                    "payment; labels, reviews, lists and rules. Authenticate with "
+                    "`Authorization: Bearer <API key>` (create one with `vigil keys create`).")
+    app.state.service = service
+    app.state.keys = _Keys(service)
+    registry = CollectorRegistry()
+    scored = Counter("vigil_payments_scored_total", "Payments scored, by decision",
+                     ["decision"], registry=registry)
+    labels_total = Counter("vigil_labels_total", "Labels recorded", ["kind"], registry=registry)
+    latency = Histogram("vigil_request_seconds", "Request time, by route",
+                        ["route"], registry=registry,
+                        buckets=(.0005, .001, .002, .005, .01, .02, .05, .1, .25, 1))
+    errors_total = Counter("vigil_errors_total", "Error answers, by status",
+                           ["status"], registry=registry)
+
+    # ------------------------------------------------------------------ errors
+    @app.exception_handler(ApiProblem)
+    async def _api_problem(_: Request, exc: ApiProblem) -> JSONResponse:
+        errors_total.labels(str(exc.status)).inc()
+        return _problem(exc.status, exc.kind, exc.message, exc.errors)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for e in exc.errors():
+            loc = [str(p) for p in e.get("loc", ()) if p not in ("body",)]
+            reason = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+            errors.append({"field": ".".join(loc) or "body", "reason": reason})
+        errors_total.labels("422").inc()
+        first = errors[0] if errors else {"field": "body", "reason": "invalid"}
+        return _problem(422, "invalid_request", f"{first['field']}: {first['reason']}", errors)
+
+    @app.exception_handler(VigilError)
+    async def _vigil_error(_: Request, exc: VigilError) -> JSONResponse:
+        status, kind = 422, "invalid_request"
+        if isinstance(exc, NotFound):
+            status, kind = 404, "not_found"
+        elif isinstance(exc, Conflict):
+            status, kind = 409, "conflict"
+        elif isinstance(exc, StoreUnavailable):
+            status, kind = 503, "unavailable"
+        errors_total.labels(str(status)).inc()
+        field = getattr(exc, "column", None)
+        errors = [{"field": field, "reason": str(exc)}] if field else None
+        return _problem(status, kind, str(exc), errors)
+
+    @app.middleware("http")
+    async def _limit_and_time(request: Request,
+                              call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            errors_total.labels("413").inc()
+            return _problem(413, "too_large", f"request bodies are limited to "
+                            f"{MAX_BODY_BYTES // 1024} KB")
+        if request.method in ("POST", "PUT") and length is None:
+            body = await request.body()  # chunked: count what actually came
+            if len(body) > MAX_BODY_BYTES:
+                errors_total.labels("413").inc()
+                return _problem(413, "too_large", f"request bodies are limited to "
+                                f"{MAX_BODY_BYTES // 1024} KB")
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        latency.labels(getattr(route, "path", "other")).observe(time.perf_counter() - start)
+        return response
+
+    # ------------------------------------------------------------------ payments
+    @app.post("/v1/payments", response_model=ScoreOut, tags=["payments"],
+              responses={**_ERRORS, 409: {"model": ApiError}})
+    def score_payment(body: PaymentIn, key: Key,
+                      idempotency_key: Annotated[str | None, Header(max_length=255)] = None
+                      ) -> Any:
+        """Score a payment: risk score, level, decision, the rule that decided and reasons.
+
+        The payment and its decision are durably stored before the answer. Send an
+        `Idempotency-Key` header to make retries safe: the same key and body answer the
+        stored response without scoring twice; the same key with another body is a 409.
+        """
+        if key.scope not in ("score", "admin"):  # pragma: no cover - scopes are these two
+            raise ApiProblem(403, "forbidden", "this key cannot score payments")
+
+        def run() -> tuple[int, Any]:
+            result = service.score_payment(body.to_event())
+            scored.labels(result["decision"]).inc()
+            return 200, result
+        return _idempotent(service, key, idempotency_key, body.model_dump_json(), run)
+
+    @app.get("/v1/payments/{payment_id}", tags=["payments"], responses=_ERRORS)
+    def get_payment(payment_id: str, key: Key) -> Any:
+        """A stored payment with its decision, labels and review."""
+        stored = service.store.get_payment(payment_id)
+        if stored is None:
+            raise ApiProblem(404, "not_found", f"no payment '{payment_id}'")
+        return json.loads(json.dumps(stored, default=str))
+
+    @app.post("/v1/labels", response_model=LabelOut, status_code=201, tags=["labels"],
+              responses={**_ERRORS, 404: {"model": ApiError}})
+    def add_label(body: LabelIn, key: Key) -> Any:
+        """Record a dispute, fraud report or review outcome for a stored payment."""
+        event = body.to_event()
+        seq = service.add_label(event)
+        labels_total.labels(event["kind"]).inc()
+        return {"payment_id": event["payment_id"], "seq": seq}
+
+    # ------------------------------------------------------------------ reviews
+    @app.get("/v1/reviews", tags=["reviews"], responses=_ERRORS)
+    def list_reviews(key: Admin, status: Annotated[str, Query(pattern="^(open|closed)$")] = "open",
+                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
+        """The review queue: cases sent to review by a rule, oldest first."""
+        return [json.loads(json.dumps(r.__dict__, default=str))
+                for r in service.store.list_reviews(status, limit)]  # type: ignore[arg-type]
+
+    @app.post("/v1/reviews/{review_id}/close", tags=["reviews"],
+              responses={**_ERRORS, 404: {"model": ApiError}, 409: {"model": ApiError}})
+    def close_review(review_id: int, body: ReviewClose, key: Admin) -> Any:
+        """Close a case: `approved`, or `refunded_as_fraud`, which records a fraud label and
+        puts the card and e-mail on the block lists."""
+        closed = service.close_review(review_id, body.outcome, key.name)
+        return json.loads(json.dumps({"review": closed.review.__dict__, "label": closed.label,
+                                      "listed": closed.listed}, default=str))
+
+    # ------------------------------------------------------------------ lists
+    @app.get("/v1/lists", tags=["lists"], responses=_ERRORS)
+    def list_names(key: Admin) -> Any:
+        """Names of the lists that hold values."""
+        return {"lists": service.store.list_names()}
+
+    @app.get("/v1/lists/{name}/items", tags=["lists"], responses=_ERRORS)
+    def list_items(name: str, key: Admin) -> Any:
+        """The values on a list."""
+        return [json.loads(json.dumps(i.__dict__, default=str))
+                for i in service.store.list_items(name)]
+
+    @app.post("/v1/lists/{name}/items", status_code=201, tags=["lists"], responses=_ERRORS)
+    def add_list_item(name: str, body: ListItemIn, key: Admin) -> Any:
+        """Put a value on a list (creating the list)."""
+        service.add_list_item(name, body.value, f"api key {key.name}", body.reason)
+        return {"list": name, "value": body.value}
+
+    @app.delete("/v1/lists/{name}/items/{value}", tags=["lists"], responses=_ERRORS)
+    def remove_list_item(name: str, value: str, key: Admin) -> Any:
+        """Take a value off a list."""
+        if not service.remove_list_item(name, value):
+            raise ApiProblem(404, "not_found", f"'{value}' is not on list '{name}'")
+        return {"list": name, "value": value, "removed": True}
+
+    # ------------------------------------------------------------------ rules
+    @app.get("/v1/rules", response_model=RulesOut, tags=["rules"], responses=_ERRORS)
+    def get_rules(key: Admin) -> Any:
+        """The rules in force."""
+        return {"version": service.rules_version, "rules": service.rules_text}
+
+    @app.put("/v1/rules", response_model=RulesOut, tags=["rules"], responses=_ERRORS)
+    def put_rules(body: RulesIn, key: Admin) -> Any:
+        """Replace the rules. A rule that does not parse, or names an unknown attribute or
+        list, is refused with its line and column; nothing is saved then."""
+        try:
+            version = service.save_rules(body.rules, key.name)
+        except RuleError as exc:
+            raise ApiProblem(422, "invalid_rules", str(exc),
+                             [{"field": "rules", "reason": str(exc)}]) from None
+        return {"version": version, "rules": body.rules}
+
+    # ------------------------------------------------------------------ operations
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> Any:
+        """Liveness and what is loaded."""
+        return {"status": "ok", "model_version": service.scorer.model_version,
+                "rules_version": service.rules_version,
+                "state": "redis" if service.shared_state else "memory"}
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _idempotent(service: ScoringService, key: ApiKey, idem: str | None, body: str,
+                run: Callable[[], tuple[int, Any]]) -> Any:
+    if idem is None:
+        return run()[1]
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    answer = service.store.idempotency_begin(key.id, idem, digest)
+    if answer.state == "replay":
+        return JSONResponse(answer.body, status_code=answer.status_code or 200,
+                            headers={"Idempotent-Replayed": "true"})
+    if answer.state == "conflict":
+        raise ApiProblem(409, "idempotency_conflict", f"Idempotency-Key '{idem}' was used "
+                         "with a different request body")
+    if answer.state == "in_progress":
+        raise ApiProblem(409, "idempotency_in_progress", f"a request with Idempotency-Key "
+                         f"'{idem}' is still running; retry in a moment")
+    try:
+        status, result = run()
+    except VigilError as exc:
+        status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 422
+        service.store.idempotency_complete(key.id, idem, status, {"error": {
+            "type": "conflict" if status == 409 else "invalid_request", "message": str(exc)}})
+        raise
+    except Exception:
+        service.store.idempotency_release(key.id, idem)
+        raise
+    service.store.idempotency_complete(key.id, idem, status, result)
+    return result
+

@@ -1,0 +1,83 @@
+"""Group commit: concurrent requests' payments written in one transaction, one disk flush.
+
+A durable commit costs a flush of the write-ahead log (about a millisecond here); one per
+payment caps a service at a few hundred payments a second. Requests that arrive while a
+commit is under way wait for the next one, which writes all of them together: each request
+still returns only after its own payment is on disk.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Mapping
+from concurrent.futures import Future
+from typing import Any
+
+from vigil.store import DuplicatePayment, Store
+
+_STOP = object()
+
+
+class GroupCommitter:
+    """Writes (payment, decision) pairs through :meth:`Store.record_payments` in batches."""
+
+    def __init__(self, store: Store, *, max_batch: int = 256) -> None:
+        self._store = store
+        self._max_batch = max_batch
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="vigil-group-commit",
+                                        daemon=True)
+        self._thread.start()
+        self.batches = 0
+        self.written = 0
+
+    def write(self, payment: Mapping[str, Any], decision: Mapping[str, Any]) -> int:
+        """Write one payment durably (with whatever else is waiting); return its seq.
+
+        Raises :class:`~vigil.store.DuplicatePayment` if its id is already stored, and
+        whatever the store raised for a bad value or an unreachable database.
+        """
+        done: Future[int] = Future()
+        self._queue.put((payment, decision, done))
+        return done.result()
+
+    def close(self) -> None:
+        self._queue.put(_STOP)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    self._commit(batch)
+                    return
+                batch.append(item)
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[Mapping[str, Any], Mapping[str, Any], Future[int]]]
+                ) -> None:
+        try:
+            result = self._store.record_payments([(p, d) for p, d, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0][2].set_exception(exc)
+                return
+            for item in batch:  # find the one that failed; the others still get written
+                self._commit([item])
+            return
+        self.batches += 1
+        for (payment, _, done), seq in zip(batch, result.seqs, strict=True):
+            if seq is None:
+                done.set_exception(DuplicatePayment(str(payment["payment_id"])))
+            else:
+                self.written += 1
+                done.set_result(seq)
