@@ -14,7 +14,8 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
@@ -108,9 +109,18 @@ Key = Annotated[ApiKey, Depends(_key)]
 Admin = Annotated[ApiKey, Depends(_admin)]
 
 
-def create_app(service: ScoringService) -> FastAPI:
-    """The FastAPI application around a started :class:`ScoringService`."""
+def create_app(service: ScoringService, *, close_on_shutdown: bool = False) -> FastAPI:
+    """The FastAPI application around a started :class:`ScoringService`; with
+    ``close_on_shutdown`` the server's shutdown closes the service (saving a snapshot)."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if close_on_shutdown:
+            service.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="vigil scoring API", version=__version__,
         description="Real-time fraud scoring: a risk score with reasons and a decision per "
                     "payment; labels, reviews, lists and rules. Authenticate with "

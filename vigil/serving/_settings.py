@@ -59,7 +59,4 @@ def build_service(settings: Settings,
 
 def app_from_env() -> FastAPI:
     """The ASGI app factory ``uvicorn`` calls in each worker process."""
-    service = build_service(Settings.from_env())
-    app = create_app(service)
-    app.add_event_handler("shutdown", service.close)
-    return app
+    return create_app(build_service(Settings.from_env()), close_on_shutdown=True)
