@@ -493,6 +493,32 @@ def bench_speed(data: Path, out_dir: Path, repeat: int) -> None:
     click.echo((out_dir / "speed.md").read_text())
 
 
+@bench.command("serving")
+@click.option("--days", type=click.IntRange(min=10), default=45, show_default=True,
+              help="Days of the simulated world.")
+@click.option("--cards", type=click.IntRange(min=100), default=2000, show_default=True)
+@click.option("--seconds", type=click.FloatRange(min=1), default=20.0, show_default=True,
+              help="How long the HTTP load runs.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Requests in flight during the HTTP load.")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("bench/results"), show_default=True)
+def bench_serving(days: int, cards: int, seconds: float, concurrency: int,
+                  out_dir: Path) -> None:
+    """Real-time speed: in-process scoring, online features, replay, HTTP under load.
+
+    \b
+    Example:
+      vigil bench serving --seconds 20 --concurrency 16
+    """
+    from vigil.bench._serving import run_serving_benchmark, serving_markdown
+
+    result = run_serving_benchmark(days=days, cards=cards, http_seconds=seconds,
+                                   concurrency=concurrency, out_dir=out_dir,
+                                   progress=_Step())
+    click.echo(serving_markdown(result))
+
+
 @main.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("runs/demo"), show_default=True, help="Folder for every artifact.")

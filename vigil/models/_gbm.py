@@ -188,16 +188,21 @@ class RiskModel:
     def explain_one(self, x: np.ndarray) -> tuple[float, float, np.ndarray]:
         """One row's margin, calibrated probability and SHAP contributions (bias last), from
         a single tree walk: the contributions add up to the margin."""
+        margins, probas, contribs = self.explain(np.asarray(x).reshape(1, -1))
+        return float(margins[0]), float(probas[0]), contribs[0]
+
+    def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Margins, calibrated probabilities and SHAP contributions (bias last) of rows."""
         self._check_fitted()
-        row = np.asarray(x, dtype=np.float32).reshape(1, -1)
-        dm = xgb.DMatrix(row, feature_names=self.feature_names_, missing=np.nan, nthread=1)
-        contribs = self.booster_.predict(dm, pred_contribs=True)[0].astype(np.float64)
-        margin = float(contribs.sum())
+        rows = np.asarray(X, dtype=np.float32)
+        dm = xgb.DMatrix(rows, feature_names=self.feature_names_, missing=np.nan, nthread=1)
+        contribs = self.booster_.predict(dm, pred_contribs=True).astype(np.float64)
+        margins = contribs.sum(axis=1)
         if self.calibrator_ is None:
-            proba = 1.0 / (1.0 + np.exp(-margin))
+            probas = 1.0 / (1.0 + np.exp(-margins))
         else:
-            proba = float(self.calibrator_.predict(np.array([margin]))[0])
-        return margin, float(proba), contribs
+            probas = np.asarray(self.calibrator_.predict(margins), dtype=np.float64)
+        return margins, probas, contribs
 
     def predict_one_margin(self, x: np.ndarray) -> float:
         """The margin of one row by XGBoost's in-place predictor (the bare baseline)."""

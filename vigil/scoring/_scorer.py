@@ -82,29 +82,44 @@ class Scorer:
     def score(self, payment: Mapping[str, Any]) -> ScoreResult:
         """Score one payment (a dict with the payment schema's fields; ``ts`` a datetime)."""
         t0 = time.perf_counter()
-        features = self.online.features(payment)
+        features, x = self.features(payment)
         t1 = time.perf_counter()
+        _, probability, contribs = self.model.explain_one(x)
+        t2 = time.perf_counter()
+        return self.finish(payment, features, x, probability, contribs,
+                           {"features": (t1 - t0) * 1e6, "model": (t2 - t1) * 1e6})
+
+    def features(self, payment: Mapping[str, Any]) -> tuple[dict[str, float | None],
+                                                            np.ndarray]:
+        """The payment's features, by name and as the model's input row."""
+        features = self.online.features(payment)
         x = np.array([np.nan if features[n] is None else features[n] for n in self.names],
                      dtype=np.float64)
-        _, probability, contribs = self.model.explain_one(x)
+        return features, x
+
+    def finish(self, payment: Mapping[str, Any], features: dict[str, float | None],
+               x: np.ndarray, probability: float, contribs: np.ndarray,
+               timing_us: dict[str, float]) -> ScoreResult:
+        """Risk score, reasons and the rules' decision, from the model's output for ``x``
+        (the service computes that output for several concurrent payments at once)."""
+        t2 = time.perf_counter()
         score = int(risk_score(probability))
         level = str(risk_level(score))
         reasons = self._reasons(x, contribs)
-        t2 = time.perf_counter()
         decision, rule = "allow", None
         if self.rules is not None:
             attributes = {**payment, **features, "risk_score": score, "risk_level": level}
             decided = self.rules.decide(attributes, self.lists)
             decision = decided.action
             if decided.rule is not None:
-                rule = {"id": decided.rule.id, "text": decided.rule.text}
+                rule = {"id": decided.rule.id, "text": str(decided.rule)}
         t3 = time.perf_counter()
+        timing = {**timing_us, "rules": (t3 - t2) * 1e6}
+        timing["total"] = sum(timing.values())
         return ScoreResult(
             payment_id=str(payment["payment_id"]), probability=probability, risk_score=score,
             risk_level=level, decision=decision, rule=rule, reasons=reasons, features=features,
-            model_version=self.model_version,
-            timing_us={"features": (t1 - t0) * 1e6, "model": (t2 - t1) * 1e6,
-                       "rules": (t3 - t2) * 1e6, "total": (t3 - t0) * 1e6})
+            model_version=self.model_version, timing_us=timing)
 
     def record(self, payment: Mapping[str, Any]) -> None:
         """Add a (stored) payment to the online state, for the payments after it."""

@@ -10,6 +10,7 @@ Every error is JSON, ``{"error": {"type", "message", "errors": [{"field", "reaso
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import threading
@@ -19,6 +20,8 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Path as FastApiPath
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -88,7 +91,45 @@ class _Keys:
         return key
 
 
-def _key(request: Request, authorization: Annotated[str | None, Header()] = None) -> ApiKey:
+class _BodyLimitAndTiming:
+    """ASGI middleware: refuse bodies over :data:`MAX_BODY_BYTES` (413) and time requests."""
+
+    def __init__(self, app: Any, latency: Histogram, errors: Counter) -> None:
+        self.app, self.latency, self.errors = app, latency, errors
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        too_big = length is not None and (not length.isdigit()
+                                          or int(length) > MAX_BODY_BYTES)
+        if length is None and scope["method"] in ("POST", "PUT", "PATCH"):
+            chunks, size, more = [], 0, True  # chunked: count what actually comes
+            while more and size <= MAX_BODY_BYTES:
+                message = await receive()
+                chunks.append(message)
+                size += len(message.get("body", b""))
+                more = message.get("more_body", False)
+            too_big = size > MAX_BODY_BYTES
+            pending = iter(chunks)
+
+            async def replay() -> dict:
+                return next(pending, None) or await receive()
+            receive = replay
+        if too_big:
+            self.errors.labels("413").inc()
+            await _problem(413, "too_large", f"request bodies are limited to "
+                           f"{MAX_BODY_BYTES // 1024} KB")(scope, receive, send)
+            return
+        start = time.perf_counter()
+        await self.app(scope, receive, send)
+        route = scope.get("route")
+        self.latency.labels(getattr(route, "path", "other")).observe(time.perf_counter() - start)
+
+
+async def _key(request: Request,
+               authorization: Annotated[str | None, Header()] = None) -> ApiKey:
     if not authorization or not authorization.startswith("Bearer "):
         raise ApiProblem(401, "unauthorized", "send an API key: 'Authorization: Bearer "
                          "<key>' (create one with `vigil keys create`)")
@@ -98,7 +139,7 @@ def _key(request: Request, authorization: Annotated[str | None, Header()] = None
     return key
 
 
-def _admin(key: Annotated[ApiKey, Depends(_key)]) -> ApiKey:
+async def _admin(key: Annotated[ApiKey, Depends(_key)]) -> ApiKey:
     if key.scope != "admin":
         raise ApiProblem(403, "forbidden", f"this route needs an admin key; key "
                          f"'{key.name}' has scope '{key.scope}'")
@@ -168,49 +209,36 @@ def create_app(service: ScoringService, *, close_on_shutdown: bool = False) -> F
         errors = [{"field": field, "reason": str(exc)}] if field else None
         return _problem(status, kind, str(exc), errors)
 
-    @app.middleware("http")
-    async def _limit_and_time(request: Request,
-                              call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            errors_total.labels("413").inc()
-            return _problem(413, "too_large", f"request bodies are limited to "
-                            f"{MAX_BODY_BYTES // 1024} KB")
-        if request.method in ("POST", "PUT") and length is None:
-            body = await request.body()  # chunked: count what actually came
-            if len(body) > MAX_BODY_BYTES:
-                errors_total.labels("413").inc()
-                return _problem(413, "too_large", f"request bodies are limited to "
-                                f"{MAX_BODY_BYTES // 1024} KB")
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        latency.labels(getattr(route, "path", "other")).observe(time.perf_counter() - start)
-        return response
+    app.add_middleware(_BodyLimitAndTiming, latency=latency, errors=errors_total)
 
     # ------------------------------------------------------------------ payments
     @app.post("/v1/payments", response_model=ScoreOut, tags=["payments"],
               responses={**_ERRORS, 409: {"model": ApiError}})
-    def score_payment(body: PaymentIn, key: Key,
-                      idempotency_key: Annotated[str | None, Header(max_length=255)] = None
-                      ) -> Any:
+    async def score_payment(body: PaymentIn, key: Key,
+                            idempotency_key: Annotated[str | None, Header(max_length=255)] = None
+                            ) -> Any:
         """Score a payment: risk score, level, decision, the rule that decided and reasons.
 
         The payment and its decision are durably stored before the answer. Send an
         `Idempotency-Key` header to make retries safe: the same key and body answer the
         stored response without scoring twice; the same key with another body is a 409.
         """
-        if key.scope not in ("score", "admin"):  # pragma: no cover - scopes are these two
-            raise ApiProblem(403, "forbidden", "this key cannot score payments")
-
-        def run() -> tuple[int, Any]:
-            result = service.score_payment(body.to_event())
-            scored.labels(result["decision"]).inc()
-            return 200, result
-        return _idempotent(service, key, idempotency_key, body.model_dump_json(), run)
+        async def run() -> tuple[int, Any]:
+            event = body.to_event()
+            # the model call and the commit are awaited without holding a thread, so the
+            # payments of concurrent requests share one model call and one disk flush
+            result, decision = await service.decide_async(event)
+            await asyncio.wrap_future(service.committer.submit(event, decision))
+            service.recorded(event)
+            scored.labels(result.decision).inc()
+            return 200, result.to_dict()
+        # answered as built (response_model still documents it): validating our own output
+        # again would cost more than the features
+        answer = await _idempotent(service, key, idempotency_key, body.model_dump_json(), run)
+        return answer if isinstance(answer, Response) else JSONResponse(answer)
 
     @app.get("/v1/payments/{payment_id}", tags=["payments"], responses=_ERRORS)
-    def get_payment(payment_id: str, key: Key) -> Any:
+    def get_payment(payment_id: Annotated[str, FastApiPath(max_length=200)], key: Key) -> Any:
         """A stored payment with its decision, labels and review."""
         stored = service.store.get_payment(payment_id)
         if stored is None:
@@ -236,7 +264,8 @@ def create_app(service: ScoringService, *, close_on_shutdown: bool = False) -> F
 
     @app.post("/v1/reviews/{review_id}/close", tags=["reviews"],
               responses={**_ERRORS, 404: {"model": ApiError}, 409: {"model": ApiError}})
-    def close_review(review_id: int, body: ReviewClose, key: Admin) -> Any:
+    def close_review(review_id: Annotated[int, FastApiPath(ge=1, le=2**63 - 1)],
+                     body: ReviewClose, key: Admin) -> Any:
         """Close a case: `approved`, or `refunded_as_fraud`, which records a fraud label and
         puts the card and e-mail on the block lists."""
         closed = service.close_review(review_id, body.outcome, key.name)
@@ -301,12 +330,13 @@ def create_app(service: ScoringService, *, close_on_shutdown: bool = False) -> F
     return app
 
 
-def _idempotent(service: ScoringService, key: ApiKey, idem: str | None, body: str,
-                run: Callable[[], tuple[int, Any]]) -> Any:
+async def _idempotent(service: ScoringService, key: ApiKey, idem: str | None, body: str,
+                      run: Callable[[], Awaitable[tuple[int, Any]]]) -> Any:
     if idem is None:
-        return run()[1]
+        return (await run())[1]
     digest = hashlib.sha256(body.encode()).hexdigest()
-    answer = service.store.idempotency_begin(key.id, idem, digest)
+    store = service.store
+    answer = await run_in_threadpool(store.idempotency_begin, key.id, idem, digest)
     if answer.state == "replay":
         return JSONResponse(answer.body, status_code=answer.status_code or 200,
                             headers={"Idempotent-Replayed": "true"})
@@ -317,15 +347,14 @@ def _idempotent(service: ScoringService, key: ApiKey, idem: str | None, body: st
         raise ApiProblem(409, "idempotency_in_progress", f"a request with Idempotency-Key "
                          f"'{idem}' is still running; retry in a moment")
     try:
-        status, result = run()
+        status, result = await run()
     except VigilError as exc:
         status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 422
-        service.store.idempotency_complete(key.id, idem, status, {"error": {
+        await run_in_threadpool(store.idempotency_complete, key.id, idem, status, {"error": {
             "type": "conflict" if status == 409 else "invalid_request", "message": str(exc)}})
         raise
     except Exception:
-        service.store.idempotency_release(key.id, idem)
+        await run_in_threadpool(store.idempotency_release, key.id, idem)
         raise
-    service.store.idempotency_complete(key.id, idem, status, result)
+    await run_in_threadpool(store.idempotency_complete, key.id, idem, status, result)
     return result
-

@@ -38,9 +38,13 @@ class GroupCommitter:
         Raises :class:`~vigil.store.DuplicatePayment` if its id is already stored, and
         whatever the store raised for a bad value or an unreachable database.
         """
+        return self.submit(payment, decision).result()
+
+    def submit(self, payment: Mapping[str, Any], decision: Mapping[str, Any]) -> Future[int]:
+        """Queue a payment for the next commit; the future resolves once it is on disk."""
         done: Future[int] = Future()
         self._queue.put((payment, decision, done))
-        return done.result()
+        return done
 
     def close(self) -> None:
         self._queue.put(_STOP)

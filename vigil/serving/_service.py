@@ -15,6 +15,7 @@ benchmarks drive directly. Its promises:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -26,8 +27,9 @@ from vigil._errors import ConfigError
 from vigil.features.online import MemoryState, OnlineFeatures, RedisState, micros
 from vigil.models import ModelBundle
 from vigil.rules import RuleSet, compile_rules, payment_attributes
-from vigil.scoring import Scorer
+from vigil.scoring import Scorer, ScoreResult
 from vigil.serving._group_commit import GroupCommitter
+from vigil.serving._model_batcher import ModelBatcher
 from vigil.store import BLOCKED_CARDS, BLOCKED_EMAILS, Store, UnknownPayment
 
 Progress = Callable[[str], None]
@@ -93,6 +95,7 @@ class ScoringService:
         self._since_snapshot = 0
         self._lock = threading.RLock()
         self.committer = GroupCommitter(store)
+        self.batcher = ModelBatcher(self.scorer.model)
         self.rules_version: int | None = None
         self.rules_text = ""
         self._load_rules()
@@ -197,26 +200,52 @@ class ScoringService:
     # ------------------------------------------------------------------ payments and labels
     def score_payment(self, payment: dict[str, Any]) -> dict[str, Any]:
         """Score, decide, store durably, then count the payment in the online state."""
-        with self._lock:
-            result = self.scorer.score(payment)
-            decision = {
-                "risk_score": result.risk_score, "risk_level": result.risk_level,
-                "probability": result.probability, "decision": result.decision,
-                "rule_id": result.rule["id"] if result.rule else None,
-                "rule": result.rule["text"] if result.rule else None,
-                "reasons": [r.to_dict() for r in result.reasons],
-                "model_version": result.model_version, "timings": result.timing_us,
-            }
+        result, decision = self.decide(payment)
         # durably stored (with the payments of concurrent requests: one flush for all), and
         # only then counted in the features of the payments after it
         self.committer.write(payment, decision)  # raises DuplicatePayment
+        self.recorded(payment)
+        return result.to_dict()
+
+    def decide(self, payment: Mapping[str, Any]) -> tuple[ScoreResult, dict[str, Any]]:
+        """Score and decide a payment without storing it: the result and the decision row."""
+        with self._lock:
+            result = self.scorer.score(payment)
+        return result, self._decision_row(result)
+
+    async def decide_async(self, payment: Mapping[str, Any]
+                           ) -> tuple[ScoreResult, dict[str, Any]]:
+        """:meth:`decide` for the event loop: the model call is shared with the payments
+        being scored at the same moment (see :class:`ModelBatcher`)."""
+        t0 = time.perf_counter()
+        with self._lock:
+            features, x = self.scorer.features(payment)
+        t1 = time.perf_counter()
+        probability, contribs = await asyncio.wrap_future(self.batcher.submit(x))
+        t2 = time.perf_counter()
+        result = self.scorer.finish(payment, features, x, probability, contribs,
+                                    {"features": (t1 - t0) * 1e6, "model": (t2 - t1) * 1e6})
+        return result, self._decision_row(result)
+
+    @staticmethod
+    def _decision_row(result: ScoreResult) -> dict[str, Any]:
+        return {
+            "risk_score": result.risk_score, "risk_level": result.risk_level,
+            "probability": result.probability, "decision": result.decision,
+            "rule_id": result.rule["id"] if result.rule else None,
+            "rule": result.rule["text"] if result.rule else None,
+            "reasons": [r.to_dict() for r in result.reasons],
+            "model_version": result.model_version, "timings": result.timing_us,
+        }
+
+    def recorded(self, payment: Mapping[str, Any]) -> None:
+        """A payment is stored: count it in the online state (and snapshot when due)."""
         with self._lock:
             self.scorer.record(payment)
             self._since_snapshot += 1
             due = not self.shared_state and self._since_snapshot >= self.snapshot_every
         if due:
             self.snapshot()
-        return result.to_dict()
 
     def add_label(self, label: dict[str, Any]) -> int:
         """Store a label, then feed it to the label-aware features; returns its seq."""
@@ -258,6 +287,7 @@ class ScoringService:
         return removed
 
     def close(self) -> None:
+        self.batcher.close()
         self.committer.close()
         if not self.shared_state and self._since_snapshot:
             self.snapshot()

@@ -90,6 +90,11 @@ class OnlineFeatures:
         self._since_sweep = 0
         self.sweep_every = 50_000
 
+    @property
+    def label_keys(self) -> list[str]:
+        """The payment columns whose entities have label-aware features."""
+        return list(self._label_keys)
+
     # ------------------------------------------------------------------ payments
     def features(self, payment: Mapping[str, Any]) -> dict[str, float | None]:
         """The payment's features at its time, without recording it."""

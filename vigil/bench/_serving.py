@@ -1,0 +1,207 @@
+"""Speed of the real-time path, on a simulated world and a model trained on it.
+
+- in-process scoring (online features, model, SHAP reasons, rules) per payment, against a bare
+  single-row XGBoost predict of the same model;
+- online features: update and read per payment;
+- replay: events (payments and label reports) per second through the online features;
+- HTTP: ``vigil serve`` (SQLite store, durable commits) under a load process on loopback.
+
+Targets (docs/benchmarks.md): scoring p99 at most 1 ms and at most 5x the bare predict;
+features p99 at most 100 us; HTTP at least 1,000 payments/s with p99 at most 20 ms on 2
+cores; replay at least 20,000 events/s.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from vigil.bench._machine import machine_info, machine_line
+from vigil.features import payments_default
+from vigil.features.online import OnlineFeatures, micros
+from vigil.pipeline import default_train_window, prepare, train_bundle
+from vigil.rules import compile_rules, payment_attributes
+from vigil.scoring import Scorer
+from vigil.simulate import HandbookWorld
+from vigil.store import Store
+
+RULES = """block if :risk_score: > 85
+review if :risk_score: > 70
+review if :amount: > 1000 and :count_by_card_1h: > 2
+"""
+
+
+def _percentiles(values_us: list[float]) -> dict[str, float]:
+    a = np.asarray(values_us)
+    return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
+            "mean": float(a.mean()), "n": int(a.size)}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_serving_benchmark(*, days: int = 45, cards: int = 2000, seed: int = 0,
+                          http_seconds: float = 20.0, concurrency: int = 16,
+                          out_dir: str | Path = "bench/results",
+                          progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the benchmark; write ``serving.json`` and ``serving.md`` in ``out_dir``."""
+    say = progress or (lambda _m: None)
+    say(f"simulating {days} days of {cards:,} cards and training a model")
+    world = HandbookWorld(n_cards=cards, n_terminals=2 * cards).simulate(
+        days, start="2024-01-01", seed=seed)
+    fs = payments_default()
+    prepared = prepare(world, fs)
+    bundle = train_bundle(prepared, default_train_window(prepared),
+                          params={"n_estimators": 300})
+    rows = world.payments.sort_by([("ts", "ascending"), ("payment_id", "ascending")]).to_pylist()
+    last_day = micros(rows[-1]["ts"]) - 86_400_000_000
+    history = [r for r in rows if micros(r["ts"]) < last_day]
+    probe = [r for r in rows if micros(r["ts"]) >= last_day][:5000]
+    result: dict[str, Any] = {"benchmark": "serving",
+                              "world": {"days": days, "cards": cards, "seed": seed,
+                                        "payments": len(rows)},
+                              "model": {"feature_set": fs.name, "features": len(fs.names),
+                                        "trees": bundle.model.best_iteration_ + 1}}
+
+    say("replaying the history through the online features")
+    online = OnlineFeatures(fs)
+    t0 = time.perf_counter()
+    online.replay(world.payments, world.labels)
+    seconds = time.perf_counter() - t0
+    first_reports = int(world.labels.num_rows)  # one report per payment in this world
+    result["replay"] = {"payments": len(rows), "label_reports": first_reports,
+                        "seconds": seconds, "events_per_s": (len(rows) + first_reports) / seconds}
+
+    say(f"in-process scoring of {len(probe):,} payments of the last day")
+    online = OnlineFeatures(fs)
+    for r in history:
+        online.record_payment(r)
+    rules = compile_rules(RULES, attributes=payment_attributes(fs))
+    scorer = Scorer(bundle, online, rules=rules)
+    score_us, feature_us, bare_us = [], [], []
+    for r in probe:
+        t = time.perf_counter()
+        res = scorer.score(r)
+        score_us.append((time.perf_counter() - t) * 1e6)
+        feature_us.append(res.timing_us["features"])
+        scorer.record(r)
+    model = bundle.model
+    for r in probe:
+        f = scorer.online.features(r)
+        x = np.array([np.nan if f[n] is None else f[n] for n in bundle.feature_names])
+        t = time.perf_counter()
+        model.predict_one_margin(x)
+        bare_us.append((time.perf_counter() - t) * 1e6)
+    update_us = []
+    fresh = OnlineFeatures(fs)
+    for r in history:
+        fresh.record_payment(r)
+    for r in probe:
+        t = time.perf_counter()
+        fresh.add_payment(r)
+        update_us.append((time.perf_counter() - t) * 1e6)
+    result["in_process"] = {"score_us": _percentiles(score_us),
+                            "bare_predict_us": _percentiles(bare_us),
+                            "features_read_us": _percentiles(feature_us),
+                            "features_update_and_read_us": _percentiles(update_us)}
+    result["in_process"]["ratio_p50"] = (result["in_process"]["score_us"]["p50"]
+                                         / result["in_process"]["bare_predict_us"]["p50"])
+
+    say(f"HTTP: vigil serve under {concurrency} concurrent requests for {http_seconds:.0f} s")
+    result["http"] = _http(bundle, http_seconds, concurrency, say)
+    result["machine"] = machine_info()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "serving.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "serving.md").write_text(serving_markdown(result))
+    return result
+
+
+def _http(bundle: Any, seconds: float, concurrency: int,
+          say: Callable[[str], None]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "bundle"
+        bundle.save(folder)
+        db = Path(tmp) / "vigil.db"
+        store = Store.open(db, migrate=True)
+        key = store.create_api_key("score", "load")[1]
+        store.save_rules(RULES, "bench")
+        store.close()
+        port = _free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "vigil", "serve", "--bundle", str(folder), "--store",
+             str(db), "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise RuntimeError("vigil serve did not start: "
+                                           + server.stderr.read().decode()[-2000:]) from None
+                    time.sleep(0.2)
+            load = subprocess.run(
+                [sys.executable, "-m", "vigil.bench._load", url, key, str(seconds),
+                 str(concurrency)], capture_output=True, text=True, check=True)
+            report = json.loads(load.stdout)
+            stored = Store.open(db)
+            durable = stored.count_payments()
+            stored.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    lat = report.pop("latencies_ms")
+    say(f"  {report['requests'] / report['seconds']:,.0f} payments/s")
+    return {**report, "concurrency": concurrency, "workers": 1,
+            "payments_per_s": report["requests"] / report["seconds"],
+            "latency_ms": _percentiles(lat) if lat else None, "stored": durable}
+
+
+def serving_markdown(result: dict[str, Any]) -> str:
+    ip, http, rp = result["in_process"], result["http"], result["replay"]
+    lat = http["latency_ms"] or {"p50": float("nan"), "p99": float("nan")}
+    rows = [
+        "| what | p50 | p99 | target |",
+        "|---|---|---|---|",
+        f"| in-process scoring (features, model, SHAP reasons, 3 rules) | "
+        f"{ip['score_us']['p50']:,.0f} µs | {ip['score_us']['p99']:,.0f} µs | p99 ≤ 1 ms |",
+        f"| bare single-row XGBoost predict, same model | {ip['bare_predict_us']['p50']:,.0f} µs"
+        f" | {ip['bare_predict_us']['p99']:,.0f} µs | |",
+        f"| scoring ÷ bare predict (p50) | {ip['ratio_p50']:.1f}× | | ≤ 5× |",
+        f"| online features: update and read ({result['model']['features']} features) | "
+        f"{ip['features_update_and_read_us']['p50']:,.0f} µs | "
+        f"{ip['features_update_and_read_us']['p99']:,.0f} µs | p99 ≤ 100 µs |",
+        f"| HTTP `POST /v1/payments`, {http['concurrency']} in flight, 1 worker, SQLite "
+        f"durable | {lat['p50']:.1f} ms | {lat['p99']:.1f} ms | p99 ≤ 20 ms |",
+        "",
+        "| what | rate | target |",
+        "|---|---|---|",
+        f"| HTTP payments scored and stored | {http['payments_per_s']:,.0f} /s "
+        f"({http['errors']} errors) | ≥ 1,000 /s |",
+        f"| replay through the online features ({rp['payments']:,} payments, "
+        f"{rp['label_reports']:,} label reports) | {rp['events_per_s']:,.0f} events/s | "
+        f"≥ 20,000 /s |",
+        "",
+        f"World: {result['world']['days']} days, {result['world']['cards']:,} cards, "
+        f"{result['world']['payments']:,} payments; model: {result['model']['trees']} trees "
+        f"on {result['model']['features']} features ({result['model']['feature_set']}).",
+        "",
+        f"Machine: {machine_line(result['machine'])}.",
+    ]
+    return "\n".join(rows) + "\n"
