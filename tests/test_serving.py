@@ -319,3 +319,23 @@ def test_the_service_on_postgresql_and_redis(postgres_url, redis_url, small_bund
         a.close()
         b.close()
         store.close()
+
+
+def test_rules_backtest_over_the_api(client):
+    client.put("/v1/rules", json={"rules": "block if :amount: > 1000"}, headers=client.admin)
+    for i in range(6):
+        client.post("/v1/payments", json=payment(i, amount=300.0 * i), headers=client.score)
+    for pid in ("pay_4", "pay_5"):  # 1200 and 1500: fraud
+        client.post("/v1/labels", json={"payment_id": pid, "kind": "fraud_report",
+                                        "is_fraud": True}, headers=client.admin)
+    r = client.post("/v1/rules/backtest", json={
+        "rules": "review if :amount: > 500 and :count_by_card_1h: >= 1"}, headers=client.admin)
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert report["payments"] == 6 and report["frauds"] == 2
+    assert report["baseline"]["total"]["fraud_blocked"] == 2  # amount > 1000: pay_4, pay_5
+    assert report["rules"]["total"]["fraud_blocked"] == 0
+    assert report["rules"]["total"]["fraud_reviewed"] == 2  # 600, 900, 1200, 1500 reviewed
+    assert report["rules"]["total"]["good_reviewed"] == 2
+    bad = client.post("/v1/rules/backtest", json={"rules": "block if"}, headers=client.admin)
+    assert bad.status_code == 422

@@ -154,6 +154,12 @@ class RulesIn(_Strict):
                                                     "review if :risk_score: > 65"])
 
 
+class RulesBacktestIn(RulesIn):
+    """Rules to replay over the stored history, and whether to compare with those in force."""
+
+    against_current: bool = True
+
+
 class RulesOut(BaseModel):
     version: int | None
     rules: str

@@ -197,6 +197,37 @@ class ScoringService:
             self.scorer.rules, self.rules_version, self.rules_text = rules, version, text
         return version
 
+    def backtest(self, text: str, *, against_current: bool = True) -> dict[str, Any]:
+        """Replay the stored history (payments, their risk scores, point-in-time features
+        from the offline engine, and labels) through ``text``'s rules and, with
+        ``against_current``, through the rules in force; see :func:`vigil.rules.backtest`."""
+        import pyarrow as pa
+
+        from vigil.events import LABEL_SCHEMA, PAYMENT_SCHEMA
+        from vigil.features import build_features
+        from vigil.rules import backtest
+
+        rules = self.compile(text)
+        baseline = self.scorer.rules if against_current else None
+        payments = list(self.store.payments_since(0))
+        labels = list(self.store.labels_since(0))
+        columns = [f.name for f in PAYMENT_SCHEMA]
+        table = pa.Table.from_pylist([{c: p.get(c) for c in columns} for p in payments],
+                                     schema=PAYMENT_SCHEMA)
+        label_table = pa.Table.from_pylist(
+            [{f.name: lab.get(f.name) for f in LABEL_SCHEMA} for lab in labels],
+            schema=LABEL_SCHEMA)
+        features = build_features(self.bundle.feature_set, table, label_table)
+        scores = self.store.risk_scores()
+        same = [n for n in features.column_names if n in table.column_names and n != "payment_id"]
+        history = features.drop_columns(same).join(table, "payment_id")
+        ids = history.column("payment_id").to_pylist()
+        history = history.append_column("risk_score", pa.array(
+            [scores.get(pid, (None, None))[0] for pid in ids], pa.int64()))
+        history = history.append_column("risk_level", pa.array(
+            [scores.get(pid, (None, None))[1] for pid in ids], pa.string()))
+        return backtest(rules, history, label_table, lists=self.lists, baseline=baseline)
+
     # ------------------------------------------------------------------ payments and labels
     def score_payment(self, payment: dict[str, Any]) -> dict[str, Any]:
         """Score, decide, store durably, then count the payment in the online state."""

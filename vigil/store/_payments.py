@@ -107,6 +107,13 @@ class PaymentsMixin(StoreBase):
         """
         yield from self._since(payments, payment_dict, seq, limit, page)
 
+    def risk_scores(self) -> dict[str, tuple[int, str]]:
+        """Every stored payment's risk score and level, by payment id (for backtests)."""
+        with self._read() as conn:
+            rows = conn.execute(sa.select(decisions.c.payment_id, decisions.c.risk_score,
+                                          decisions.c.risk_level)).all()
+        return {pid: (score, level) for pid, score, level in rows}
+
     def count_payments(self) -> int:
         """How many payments the store holds."""
         with self._read() as conn:
