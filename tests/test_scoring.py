@@ -61,7 +61,9 @@ def test_sentences_say_what_the_feature_means():
     assert d.sentence("amount_max_by_card_7d_prior", 1234.5) == (
         "largest amount on this card in the last week before this one: 1,234.50")
     assert d.sentence("amount", 99.0) == "amount: 99.00"
-    assert "against" in d.sentence(fs.names[-1], 0.5)
+    assert d.sentence(fs.names[-1], 0.5) == (
+        "the payments on this card in the last hour is 0.50× the payments on this card in the "
+        "last week")
 
 
 def test_scores_equal_the_batch_model_and_reasons_add_up(world, bundle):

@@ -546,8 +546,31 @@ def demo(out: Path, days: int, cards: int, seed: int) -> None:
         f"(trained {result['train']['start'][:10]} to {result['train']['end'][:10]}, labels as "
         f"of {result['train']['label_cutoff'][:10]})",
         {name: r["metrics"] for name, r in result["models"].items()}))
+    serving = result.get("serving")
+    if serving:
+        _print_serving(serving)
     click.echo(f"artifacts in {out}/: data/, features/, bundles/, scores.parquet, "
-               "metrics.json")
+               "metrics.json" + (", serve/ (the service's store)" if serving else ""))
+
+
+def _print_serving(s: dict[str, Any]) -> None:
+    lat = s["latency_ms"]
+    console.print(f"one day through vigil serve: {s['answered']:,} payments in "
+                  f"{s['seconds']:.0f} s ({s['payments_per_s']:,.0f}/s); latency p50 "
+                  f"{lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms",
+                  highlight=False)
+    table = Table(title="decisions")
+    table.add_column("decision")
+    table.add_column("payments", justify="right")
+    for decision, n in s["decisions"].items():
+        table.add_row(decision, f"{n:,}")
+    console.print(table)
+    if s["rules"]:
+        console.print("rules fired: " + ", ".join(f"{r} ({n:,})" for r, n in s["rules"].items()),
+                      highlight=False, emoji=False)
+    for ex in s["examples"]:
+        console.print(Text(f"{ex['id']}: risk {ex['risk_score']}, {ex['decision']}: "
+                           + "; ".join(ex["reasons"])))
 
 
 # --------------------------------------------------------------------------- serving

@@ -28,12 +28,15 @@ TRAIN_DAYS = 28
 
 def run_demo(out: str | Path, *, days: int = 90, cards: int = 5000, seed: int = 7,
              start: str = "2024-01-01", progress: Callable[[str], None] | None = None,
-             day_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+             day_progress: Callable[[int, int], None] | None = None,
+             serve: bool = True) -> dict[str, Any]:
     """Simulate ``days`` days of ``cards`` cards, train on a 28-day window, wait the 7-day label
     delay, test on the last 7 days; for the Handbook's features and vigil's default set.
 
     Writes ``out/data/`` (the dataset), ``out/features/NAME.parquet``, ``out/bundles/NAME/``,
     ``out/scores.parquet`` (the default model on the test week) and ``out/metrics.json``.
+    With ``serve``, the last test day then goes through a real ``vigil serve`` process
+    (store in ``out/serve/``); its decisions and latencies are in ``metrics.json`` too.
     """
     from vigil.simulate import HandbookWorld
 
@@ -77,5 +80,11 @@ def run_demo(out: str | Path, *, days: int = 90, cards: int = 5000, seed: int = 
         "test": {"start": test_start.isoformat(), "end": end.isoformat()},
         "models": results,
     }
+    if serve:
+        from vigil.pipeline._serve_demo import serve_one_day
+
+        summary["serving"] = serve_one_day(data, out / "bundles" / "payments_default",
+                                           out / "serve", end - timedelta(days=1),
+                                           progress=say)
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary

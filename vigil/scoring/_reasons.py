@@ -77,15 +77,37 @@ class Describer:
             return f"{name} = {value}"
         return self._say(spec, value)
 
+    def _phrase(self, s: Spec) -> str:
+        """A feature as a noun phrase, for ratios: "this card's average amount in the last
+        60 days"."""
+        entity = self._entity.get(s.key, s.key) if s.key else ""
+        last = f" in the last {window_words(s.window_us)}" if s.window_us else ""
+        before = "" if s.include_current else " before this one"
+        col = (self._entity.get(s.column, s.column) or "").replace("_", " ")
+        phrases = {
+            "value": f"the {col}",
+            "count": f"the payments on this {entity}{last}",
+            "sum": f"the {col} spent on this {entity}{last}",
+            "mean": f"this {entity}'s average {col}{last}{before}",
+            "min": f"the smallest {col} on this {entity}{last}{before}",
+            "max": f"the largest {col} on this {entity}{last}{before}",
+            "count_distinct": f"the {col}s used with this {entity}{last}",
+            "relative": f"the {col} against this {entity}'s average{last}",
+            "since_first": f"the time since this {entity} was first seen",
+            "since_last": f"the time since this {entity}'s previous payment",
+        }
+        return phrases.get(s.op, s.name)
+
     def _say(self, s: Spec, v: float | None) -> str:
         entity = self._entity.get(s.key, s.key) if s.key else ""
         last = f"in the last {window_words(s.window_us)}" if s.window_us else ""
         before = "" if s.include_current else " before this one"
         col = (self._entity.get(s.column, s.column) or "").replace("_", " ")
         if s.op == "ratio":
-            num, den = (self._say(o, None) for o in s.operands)
-            return (f"{num.rstrip('.')} against {den.rstrip('.')}: "
-                    + ("no value" if v is None else f"{v:.2f}×"))
+            num, den = (self._phrase(o) for o in s.operands)
+            if v is None:
+                return f"{num} against {den}: no value"
+            return f"{num} is {v:.2f}× {den}"
         if s.op == "value":
             return f"{col}: {'missing' if v is None else _money(v) if col == 'amount' else v:}"
         if s.op == "is_night":
