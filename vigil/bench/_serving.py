@@ -85,6 +85,9 @@ def run_serving_benchmark(*, days: int = 45, cards: int = 2000, seed: int = 0,
     result["replay"] = {"payments": len(rows), "label_reports": first_reports,
                         "seconds": seconds, "events_per_s": (len(rows) + first_reports) / seconds}
 
+    say("memory of the online state (tracemalloc)")
+    result["memory"] = _state_memory(fs, history, world.labels)
+
     say(f"in-process scoring of {len(probe):,} payments of the last day")
     online = OnlineFeatures(fs)
     for r in history:
@@ -128,6 +131,31 @@ def run_serving_benchmark(*, days: int = 45, cards: int = 2000, seed: int = 0,
     (out / "serving.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "serving.md").write_text(serving_markdown(result))
     return result
+
+
+def _state_memory(fs: Any, history: list[dict[str, Any]], labels: Any) -> dict[str, Any]:
+    """Bytes the in-process state holds after the history, per entity and per event."""
+    import tracemalloc
+
+    by_id = {r["payment_id"]: r for r in history}
+    end = micros(history[-1]["ts"])
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    online = OnlineFeatures(fs)
+    for r in history:
+        online.record_payment(r)
+    for lab in labels.to_pylist():
+        row = by_id.get(lab["payment_id"])
+        if row is not None and micros(lab["reported_at"]) < end:
+            online.add_label(row, is_fraud=lab["is_fraud"], reported_at=lab["reported_at"])
+    online.state.sweep(online.clock)
+    used = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    sizes = online.state.sizes()  # type: ignore[attr-defined]
+    entities = sizes["payment_entities"] + sizes["label_entities"]
+    events = sizes["payment_events"] + sizes["label_events"]
+    return {"bytes": used, **sizes, "bytes_per_entity": used / max(entities, 1),
+            "bytes_per_event": used / max(events, 1)}
 
 
 def _http(bundle: Any, seconds: float, concurrency: int,
@@ -197,6 +225,14 @@ def serving_markdown(result: dict[str, Any]) -> str:
         f"| replay through the online features ({rp['payments']:,} payments, "
         f"{rp['label_reports']:,} label reports) | {rp['events_per_s']:,.0f} events/s | "
         f"≥ 20,000 /s |",
+        "",
+        f"Online state after the history (in-process, tracemalloc): "
+        f"{result['memory']['bytes'] / 1e6:,.1f} MB for "
+        f"{result['memory']['payment_entities']:,} card/terminal entities holding "
+        f"{result['memory']['payment_events']:,} payments and "
+        f"{result['memory']['label_events']:,} label reports: "
+        f"{result['memory']['bytes_per_entity'] / 1e3:,.1f} KB per entity, "
+        f"{result['memory']['bytes_per_event']:,.0f} bytes per event.",
         "",
         f"World: {result['world']['days']} days, {result['world']['cards']:,} cards, "
         f"{result['world']['payments']:,} payments; model: {result['model']['trees']} trees "

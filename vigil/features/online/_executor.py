@@ -76,11 +76,11 @@ class OnlineFeatures:
         self.state = state if state is not None else MemoryState()
         self.specs = feature_set.specs()
         self.names = [s.name for s in self.specs]
-        self._compiled = [(s.name, _compile(s)) for s in self.specs]
+        self._compiled = [(s.name, s.key, _compile(s, guard=False)) for s in self.specs]
         self._plans: dict[str, KeyPlan] = plan(feature_set)
         for key, p in self._plans.items():
             self.state.configure(key, KeyConfig(
-                columns=tuple(p.columns), retain_us=p.retain_us,
+                columns=tuple(p.columns), numeric=tuple(p.numeric), retain_us=p.retain_us,
                 history=p.keeps_payments and _reads_history(self.specs, key),
                 label_retain_us=p.label_retain_us or 0))
         self._payment_keys = [k for k, p in self._plans.items() if p.keeps_payments]
@@ -100,7 +100,9 @@ class OnlineFeatures:
         """The payment's features at its time, without recording it."""
         t = micros(payment["ts"])
         ctx = _Ctx(payment, t, self._read(payment, t))
-        return {name: f(ctx) for name, f in self._compiled}
+        get = payment.get
+        return {name: f(ctx) if key is None or get(key) is not None else None
+                for name, key, f in self._compiled}
 
     def add_payment(self, payment: Mapping[str, Any]) -> dict[str, float | None]:
         """The payment's features at its time; then record it for the payments after it."""
@@ -209,13 +211,26 @@ class _Ctx:
         return found  # type: ignore[return-value]
 
     def floats(self, key: str, column: str, window: int) -> list[float]:
-        """The non-null values of ``column`` in the window, as floats (the payment excluded)."""
+        """The non-null values of ``column`` in the window (floats: the state stores numeric
+        columns as floats), the payment excluded."""
         found = self.cache.get((key, column, window))
         if found is None:
             view, lo, hi = self.range(key, window)
-            found = ([float(v) for v in view.values[column][lo:hi] if v is not None]
-                     if view is not None and hi > lo else [])
+            found = view.values[column][lo:hi] if view is not None and hi > lo else []
+            if None in found:
+                found = [v for v in found if v is not None]
             self.cache[(key, column, window)] = found
+        return found  # type: ignore[return-value]
+
+    def summary(self, key: str, column: str, window: int) -> tuple[int, float, float, float]:
+        """Count, exact sum, min and max of :meth:`floats` (computed once, shared)."""
+        cache_key = ("summary", key, column, window)
+        found = self.cache.get(cache_key)
+        if found is None:
+            vals = self.floats(key, column, window)
+            found = ((len(vals), math.fsum(vals), min(vals), max(vals)) if vals
+                     else (0, 0.0, math.inf, -math.inf))
+            self.cache[cache_key] = found
         return found  # type: ignore[return-value]
 
     def reports(self, key: str, timeline: str, window: int) -> list[int]:
@@ -232,7 +247,9 @@ class _Ctx:
         return found  # type: ignore[return-value]
 
 
-def _compile(spec: Spec) -> Compiled:
+def _compile(spec: Spec, *, guard: bool = True) -> Compiled:
+    """The spec as a function of a payment's context. ``guard=False`` leaves the null-key
+    check (null key: null feature) to the caller, which does it once per key."""
     op, key, column, window = spec.op, spec.key, spec.column, spec.window_us
     if op == "ratio":
         num, den = (_compile(o) for o in spec.operands)
@@ -263,35 +280,48 @@ def _compile(spec: Spec) -> Compiled:
             return float(len(seen))
     else:
         inner = _compile_values(spec)
+    if not guard:
+        return inner
     return lambda c: None if c.row.get(key) is None else inner(c)
 
 
 def _compile_values(spec: Spec) -> Compiled:
-    """Sum, Mean, Min, Max and Relative over the window's values."""
+    """Sum, Mean, Min, Max and Relative, from the window's shared summary and the payment's
+    own value where the definition includes it. Sums add the payment to the window's
+    correctly rounded sum (within an ulp of summing all at once)."""
     op, key, column, window = spec.op, spec.key, spec.column, spec.window_us
     include = spec.include_current
 
-    def values(c: _Ctx) -> list[float]:
-        earlier = c.floats(key, column, window)  # type: ignore[arg-type]
+    def parts(c: _Ctx) -> tuple[int, float, float, float]:
+        n, total, low, high = c.summary(key, column, window)  # type: ignore[arg-type]
         own = c.row.get(column) if include else None  # type: ignore[arg-type]
-        return earlier if own is None else [*earlier, float(own)]
+        if own is None:
+            return n, total, low, high
+        own = float(own)
+        return n + 1, math.fsum((total, own)), min(low, own), max(high, own)
 
     if op == "sum":
-        return lambda c: math.fsum(values(c))
+        return lambda c: parts(c)[1]
     if op == "relative":
         def relative(c: _Ctx) -> float | None:
-            vals, own = values(c), c.row.get(column)  # type: ignore[arg-type]
-            if not vals or own is None:
+            n, total, _, _ = parts(c)
+            own = c.row.get(column)  # type: ignore[arg-type]
+            if not n or own is None:
                 return None
-            mean = math.fsum(vals) / len(vals)
+            mean = total / n
             return float(own) / mean if mean else None
         return relative
-    aggregate = {"mean": lambda v: math.fsum(v) / len(v), "min": min, "max": max}[op]
+    if op == "mean":
+        def mean(c: _Ctx) -> float | None:
+            n, total, _, _ = parts(c)
+            return total / n if n else None
+        return mean
+    pick = 2 if op == "min" else 3
 
-    def apply(c: _Ctx) -> float | None:
-        vals = values(c)
-        return aggregate(vals) if vals else None
-    return apply
+    def extreme(c: _Ctx) -> float | None:
+        got = parts(c)
+        return got[pick] if got[0] else None
+    return extreme
 
 
 def _compile_history(op: str, key: str) -> Compiled:

@@ -20,6 +20,7 @@ class KeyPlan:
     key: str
     retain_us: int = 0
     columns: list[str] = field(default_factory=list)
+    numeric: list[str] = field(default_factory=list)  # columns summed, averaged, compared
     keeps_payments: bool = False
     label_retain_us: int | None = None
 
@@ -41,6 +42,8 @@ def plan(feature_set: FeatureSet) -> dict[str, KeyPlan]:
             raise AssertionError(spec.op)
         if spec.column and spec.column not in p.columns:
             p.columns.append(spec.column)
+        if spec.column and spec.op != "count_distinct" and spec.column not in p.numeric:
+            p.numeric.append(spec.column)
     return plans
 
 

@@ -114,7 +114,10 @@ class RedisState(FeatureState):
     def add_payment(self, key: str, value: Hashable, t: int, pid: str,
                     row: Mapping[str, Any]) -> None:
         config = self._config[key]
-        member = json.dumps([pid, [row.get(c) for c in config.columns]])
+        values = [row.get(c) for c in config.columns]
+        values = [float(v) if v is not None and c in config.numeric else v
+                  for c, v in zip(config.columns, values, strict=True)]
+        member = json.dumps([pid, values])
         self._add_payment(keys=[self._k("pay", key, value), self._k("first", key),
                                 self._k("gone", key)],
                           args=[t, member, str(value), config.retain_us,

@@ -33,8 +33,10 @@ class PaymentView:
     first: int | None = None  # earliest payment time ever recorded
     gone: int | None = None  # latest time among evicted payments
 
-    def add(self, t: int, pid: str, row: Mapping[str, Any], columns: tuple[str, ...]) -> bool:
-        """Insert in time order (then payment id); False if this payment is already here."""
+    def add(self, t: int, pid: str, row: Mapping[str, Any], columns: tuple[str, ...],
+            numeric: tuple[str, ...] = ()) -> bool:
+        """Insert in time order (then payment id); False if this payment is already here.
+        Values of ``numeric`` columns are kept as floats."""
         i = bisect.bisect_left(self.times, t)
         while i < len(self.times) and self.times[i] == t and self.pids[i] < pid:
             i += 1
@@ -43,7 +45,9 @@ class PaymentView:
         self.times.insert(i, t)
         self.pids.insert(i, pid)
         for c in columns:
-            self.values.setdefault(c, []).insert(i, row.get(c))
+            v = row.get(c)
+            self.values.setdefault(c, []).insert(i, float(v) if v is not None and c in numeric
+                                                 else v)
         if self.first is None or t < self.first:
             self.first = t
         return True
@@ -111,6 +115,7 @@ class KeyConfig:
     """How long one entity key's events are kept (from the executor's plan)."""
 
     columns: tuple[str, ...] = ()
+    numeric: tuple[str, ...] = ()  # of the columns, those kept as floats
     retain_us: int = 0  # payments: the longest window (0: only the latest time is needed)
     history: bool = False  # a TimeSince* feature reads it: keep the entity for good
     label_retain_us: int = 0
@@ -178,7 +183,7 @@ class MemoryState(FeatureState):
         if view is None:
             view = PaymentView(values={c: [] for c in config.columns})
             self._payments[key][value] = view
-        view.add(t, pid, row, config.columns)
+        view.add(t, pid, row, config.columns, config.numeric)
         view.evict(view.times[-1] - config.retain_us)
 
     def add_label(self, key: str, value: Hashable, timeline: str, pid: str, reported: int,
