@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 HANDBOOK ?= ../shared/data/fraud-handbook/transactions.parquet
 
-.PHONY: demo test lint bench bench-handbook clean
+.PHONY: demo test lint bench bench-handbook bench-serving clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -25,9 +25,13 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/vigil bench speed --data $(HANDBOOK)
+	$(VENV)/bin/vigil bench serving
+
+bench-serving: $(STAMP)
+	$(VENV)/bin/vigil bench serving
 
 bench-handbook: $(STAMP)
 	$(VENV)/bin/vigil bench handbook --data $(HANDBOOK)
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache vigil.db vigil.db-*

@@ -339,3 +339,33 @@ def test_rules_backtest_over_the_api(client):
     assert report["rules"]["total"]["good_reviewed"] == 2
     bad = client.post("/v1/rules/backtest", json={"rules": "block if"}, headers=client.admin)
     assert bad.status_code == 422
+
+
+def test_serve_and_keys_commands(tmp_path, small_bundle_dir):
+    from click.testing import CliRunner
+
+    from vigil.cli import main
+
+    runner = CliRunner()
+    db = str(tmp_path / "k.db")
+    made = runner.invoke(main, ["keys", "create", "--scope", "admin", "--name", "ops",
+                                "--store", db])
+    assert made.exit_code == 0, made.output
+    secret = made.stdout.strip().splitlines()[-1]
+    assert secret.startswith("vk_")
+    store = Store.open(db)
+    assert store.verify_api_key(secret).scope == "admin"
+    store.close()
+    listed = runner.invoke(main, ["keys", "list", "--store", db])
+    assert "ops" in listed.output and secret not in listed.output
+    assert runner.invoke(main, ["keys", "revoke", "1", "--store", db]).exit_code == 0
+    missing = runner.invoke(main, ["keys", "revoke", "9", "--store", db])
+    assert missing.exit_code == 1 and "no API key 9" in missing.output
+    workers = runner.invoke(main, ["serve", "--bundle", str(small_bundle_dir), "--store", db,
+                                   "--workers", "2"])
+    assert workers.exit_code == 1
+    assert "needs the Redis state backend" in workers.output
+    assert "Traceback" not in workers.output
+    no_bundle = runner.invoke(main, ["serve", "--bundle", str(tmp_path / "nope"),
+                                     "--store", db])
+    assert no_bundle.exit_code == 1 and "Traceback" not in no_bundle.output

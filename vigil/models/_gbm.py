@@ -180,9 +180,16 @@ class RiskModel:
         return self.booster_.predict(self._dmatrix(X), pred_contribs=True)
 
     def for_serving(self) -> RiskModel:
-        """Tune for one row at a time: one thread per prediction (the service runs many)."""
+        """Tune for a few rows at a time: one thread per prediction (the service runs many),
+        and a copy of the trees without feature names, which XGBoost would otherwise check
+        on every call (the columns are in the bundle's order by construction)."""
         self._check_fitted()
         self.booster_.set_param({"nthread": 1})
+        fast = self.booster_.copy()
+        fast.feature_names = None
+        fast.feature_types = None
+        fast.set_param({"nthread": 1})
+        self._serving_booster = fast
         return self
 
     def explain_one(self, x: np.ndarray) -> tuple[float, float, np.ndarray]:
@@ -195,8 +202,16 @@ class RiskModel:
         """Margins, calibrated probabilities and SHAP contributions (bias last) of rows."""
         self._check_fitted()
         rows = np.asarray(X, dtype=np.float32)
-        dm = xgb.DMatrix(rows, feature_names=self.feature_names_, missing=np.nan, nthread=1)
-        contribs = self.booster_.predict(dm, pred_contribs=True).astype(np.float64)
+        if rows.ndim != 2 or rows.shape[1] != len(self.feature_names_):
+            raise ModelError(f"expected {len(self.feature_names_)} feature columns, got "
+                             f"{rows.shape[1] if rows.ndim == 2 else rows.shape}")
+        fast = getattr(self, "_serving_booster", None)
+        if fast is not None:
+            dm = xgb.DMatrix(rows, missing=np.nan, nthread=1)
+            contribs = fast.predict(dm, pred_contribs=True).astype(np.float64)
+        else:
+            dm = xgb.DMatrix(rows, feature_names=self.feature_names_, missing=np.nan, nthread=1)
+            contribs = self.booster_.predict(dm, pred_contribs=True).astype(np.float64)
         margins = contribs.sum(axis=1)
         if self.calibrator_ is None:
             probas = 1.0 / (1.0 + np.exp(-margins))
@@ -207,7 +222,8 @@ class RiskModel:
     def predict_one_margin(self, x: np.ndarray) -> float:
         """The margin of one row by XGBoost's in-place predictor (the bare baseline)."""
         row = np.asarray(x, dtype=np.float32).reshape(1, -1)
-        return float(self.booster_.inplace_predict(row, predict_type="margin", missing=np.nan)[0])
+        booster = getattr(self, "_serving_booster", None) or self.booster_
+        return float(booster.inplace_predict(row, predict_type="margin", missing=np.nan)[0])
 
     def feature_importance(self, kind: str = "total_gain") -> dict[str, float]:
         self._check_fitted()
