@@ -125,3 +125,13 @@ def test_rules_decide_with_the_score_and_features(bundle):
                                                   "text": "big: block if :amount: > 1000"})
     assert (small.decision, small.rule) == ("allow", None)
     assert big.to_dict()["timing_us"]["total"] > 0
+
+
+def test_scoring_without_reasons_gives_the_same_score(world, bundle):
+    scorer = Scorer(bundle)
+    for row in world.payments.sort_by("ts").slice(0, 200).to_pylist():
+        full, plain = scorer.score(row), scorer.score(row, explain=False)
+        assert plain.reasons == []
+        assert plain.probability == pytest.approx(full.probability, rel=1e-4, abs=1e-7)
+        assert abs(plain.risk_score - full.risk_score) <= 1  # rounding at a boundary
+        scorer.record(row)

@@ -219,6 +219,13 @@ class RiskModel:
             probas = np.asarray(self.calibrator_.predict(margins), dtype=np.float64)
         return margins, probas, contribs
 
+    def predict_one(self, x: np.ndarray) -> tuple[float, float]:
+        """One row's margin and calibrated probability, without contributions."""
+        margin = self.predict_one_margin(x)
+        if self.calibrator_ is None:
+            return margin, float(1.0 / (1.0 + np.exp(-margin)))
+        return margin, float(self.calibrator_.predict(np.array([margin]))[0])
+
     def predict_one_margin(self, x: np.ndarray) -> float:
         """The margin of one row by XGBoost's in-place predictor (the bare baseline)."""
         row = np.asarray(x, dtype=np.float32).reshape(1, -1)

@@ -79,12 +79,19 @@ class Scorer:
     def model_version(self) -> str:
         return self.bundle.model_version or "unversioned"
 
-    def score(self, payment: Mapping[str, Any]) -> ScoreResult:
-        """Score one payment (a dict with the payment schema's fields; ``ts`` a datetime)."""
+    def score(self, payment: Mapping[str, Any], *, explain: bool = True) -> ScoreResult:
+        """Score one payment (a dict with the payment schema's fields; ``ts`` a datetime).
+
+        ``explain=False`` skips the SHAP contributions (no reasons): a plain prediction.
+        """
         t0 = time.perf_counter()
         features, x = self.features(payment)
         t1 = time.perf_counter()
-        _, probability, contribs = self.model.explain_one(x)
+        if explain:
+            _, probability, contribs = self.model.explain_one(x)
+        else:
+            _, probability = self.model.predict_one(x)
+            contribs = np.zeros(len(self.names) + 1)
         t2 = time.perf_counter()
         return self.finish(payment, features, x, probability, contribs,
                            {"features": (t1 - t0) * 1e6, "model": (t2 - t1) * 1e6})
