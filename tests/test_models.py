@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vigil import ModelError, SchemaError
 from vigil.features import Count, FeatureSet, Value
@@ -145,3 +147,13 @@ def test_bundle_errors(toy, tmp_path):
         ModelBundle.load(tmp_path / "c")
     with pytest.raises(SchemaError, match="count_by_card_1h"):
         bundle.score(_features(X[:5]).drop_columns(["count_by_card_1h"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(min_value=0.0, max_value=1.0, allow_nan=False))
+def test_the_scalar_risk_score_equals_the_vectorised_one(p):
+    from vigil.models._risk_score import risk_level, risk_level_one, risk_score_one
+
+    score = risk_score_one(p)
+    assert score == int(risk_score(np.array([p]))[0])
+    assert risk_level_one(score) == str(risk_level(score))

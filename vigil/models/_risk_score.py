@@ -12,6 +12,8 @@ is ten to one or higher. Levels follow Stripe Radar's published bands: ``elevate
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 POINTS_PER_DECADE = 20.0
@@ -29,6 +31,23 @@ def risk_score(probability: np.ndarray | float) -> np.ndarray:
     p = np.clip(np.asarray(probability, dtype=float), 1e-12, 1 - 1e-12)
     raw = POINTS_PER_DECADE * (np.log10(p / (1 - p)) + OFFSET_DECADES)
     return np.clip(np.rint(raw), 0, 100).astype(np.int64)
+
+
+def risk_score_one(probability: float) -> int:
+    """:func:`risk_score` of one probability, in plain Python (per-payment scoring).
+
+    >>> [risk_score_one(p) for p in (0.0001, 0.01, 0.5, 0.99)]
+    [0, 40, 80, 100]
+    """
+    p = min(max(float(probability), 1e-12), 1 - 1e-12)
+    raw = POINTS_PER_DECADE * (math.log10(p / (1 - p)) + OFFSET_DECADES)
+    return int(min(max(round(raw), 0), 100))
+
+
+def risk_level_one(score: int) -> str:
+    """:func:`risk_level` of one score."""
+    return "highest" if score >= HIGHEST_FROM else "elevated" if score >= ELEVATED_FROM \
+        else "normal"
 
 
 def probability_at_score(score: float) -> float:
