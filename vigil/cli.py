@@ -162,32 +162,46 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--days", type=click.IntRange(min=1), default=90, show_default=True,
-              help="Days to simulate.")
-@click.option("--cards", type=click.IntRange(min=1), default=5000, show_default=True,
-              help="Number of cards (one customer each).")
+@click.option("--days", type=click.IntRange(min=1), default=None,
+              help="Days to simulate [default: 90, or the preset's].")
+@click.option("--cards", type=click.IntRange(min=1), default=None,
+              help="Handbook world: number of cards, one customer each [default: 5000].")
 @click.option("--terminals", type=click.IntRange(min=1), default=None,
-              help="Number of terminals [default: twice the cards].")
+              help="Handbook world: number of terminals [default: twice the cards].")
+@click.option("--preset", type=click.Choice(["small", "medium", "large"]), default=None,
+              help="The realistic world (devices, IPs, e-mails, merchants, six fraud "
+                   "scenarios, labels weeks late) at this size, instead of the Handbook's.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--start", default="2024-01-01", show_default=True, help="First day (UTC).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Dataset folder to write.")
-def simulate(days: int, cards: int, terminals: int | None, seed: int, start: str,
-             out: Path) -> None:
+def simulate(days: int | None, cards: int | None, terminals: int | None, preset: str | None,
+             seed: int, start: str, out: Path) -> None:
     """Generate a world of card payments with fraud and delayed labels.
 
     Writes OUT/payments/date=YYYY-MM-DD/part-0.parquet, OUT/labels.parquet, OUT/truth.parquet
-    and OUT/dataset.json. The world follows the Fraud Detection Handbook's simulator:
-    cards and terminals on a plane, three fraud scenarios, labels reported 7 days later.
+    and OUT/dataset.json. Without --preset the world follows the Fraud Detection Handbook's
+    simulator: cards and terminals on a plane, three fraud scenarios, labels reported 7 days
+    later. With --preset it is the realistic world of docs/simulator.md.
 
     \b
-    Example:
+    Examples:
       vigil simulate --days 90 --cards 5000 --seed 7 --out data/world
+      vigil simulate --preset medium --seed 7 --out data/realistic
     """
     from vigil.events import write_dataset
-    from vigil.simulate import HandbookWorld
+    from vigil.simulate import HandbookWorld, RealisticWorld
 
-    world = HandbookWorld(n_cards=cards, n_terminals=terminals or 2 * cards)
+    if preset is not None:
+        if cards is not None or terminals is not None:
+            raise ConfigError("--cards and --terminals size the Handbook world; a --preset "
+                              "sets its own size (drop one or the other)")
+        world = RealisticWorld.preset(preset)
+        days = days or RealisticWorld.preset_days(preset)
+    else:
+        cards = cards or 5000
+        world = HandbookWorld(n_cards=cards, n_terminals=terminals or 2 * cards)
+        days = days or 90
     t0 = time.perf_counter()
     with _day_progress("simulating") as progress:
         data = world.simulate(days, start=start, seed=seed, progress=progress)

@@ -10,14 +10,18 @@ from vigil.simulate._base import Progress, WorldSimulator
 from vigil.simulate._handbook_world import HandbookWorld
 from vigil.simulate._payments import Incident, Scenario, SimulatedPayments
 from vigil.simulate._scenarios import CompromisedCards, CompromisedTerminals, LargeAmount
+from vigil.simulate.realistic import LabelModel, RealisticScenario, RealisticWorld
 
 __all__ = [
     "CompromisedCards",
     "CompromisedTerminals",
     "HandbookWorld",
     "Incident",
+    "LabelModel",
     "LargeAmount",
     "Progress",
+    "RealisticScenario",
+    "RealisticWorld",
     "Scenario",
     "SimulatedPayments",
     "WorldSimulator",
