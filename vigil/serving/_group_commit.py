@@ -14,9 +14,8 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any
 
+from vigil.serving._batches import STOP, next_batch
 from vigil.store import DuplicatePayment, Store
-
-_STOP = object()
 
 
 class GroupCommitter:
@@ -47,25 +46,16 @@ class GroupCommitter:
         return done
 
     def close(self) -> None:
-        self._queue.put(_STOP)
+        self._queue.put(STOP)
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is _STOP:
+            batch, stop = next_batch(self._queue, self._max_batch)
+            if batch:
+                self._commit(batch)
+            if stop:
                 return
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    self._commit(batch)
-                    return
-                batch.append(item)
-            self._commit(batch)
 
     def _commit(self, batch: list[tuple[Mapping[str, Any], Mapping[str, Any], Future[int]]]
                 ) -> None:

@@ -15,9 +15,9 @@ from concurrent.futures import Future
 import numpy as np
 
 from vigil.models import RiskModel
+from vigil.serving._batches import STOP, next_batch
 
 Explained = tuple[float, np.ndarray]  # probability, SHAP contributions (bias last)
-_STOP = object()
 
 
 class ModelBatcher:
@@ -38,34 +38,25 @@ class ModelBatcher:
         return done
 
     def close(self) -> None:
-        self._queue.put(_STOP)
+        self._queue.put(STOP)
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            batch = [item]
-            stop = False
-            while len(batch) < self._max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is _STOP:
-                    stop = True
-                    break
-                batch.append(more)
-            try:
-                _, probas, contribs = self._model.explain(np.vstack([x for x, _ in batch]))
-            except Exception as exc:  # pragma: no cover - a bug; the requests get a 500
-                for _, done in batch:
-                    done.set_exception(exc)
-            else:
-                self.calls += 1
-                self.rows += len(batch)
-                for i, (_, done) in enumerate(batch):
-                    done.set_result((float(probas[i]), contribs[i]))
+            batch, stop = next_batch(self._queue, self._max_batch)
+            if batch:
+                self._explain(batch)
             if stop:
                 return
+
+    def _explain(self, batch: list[tuple[np.ndarray, Future[Explained]]]) -> None:
+        try:
+            _, probas, contribs = self._model.explain(np.vstack([x for x, _ in batch]))
+        except Exception as exc:  # pragma: no cover - a bug; the requests get a 500
+            for _, done in batch:
+                done.set_exception(exc)
+            return
+        self.calls += 1
+        self.rows += len(batch)
+        for i, (_, done) in enumerate(batch):
+            done.set_result((float(probas[i]), contribs[i]))
