@@ -369,3 +369,30 @@ def test_serve_and_keys_commands(tmp_path, small_bundle_dir):
     no_bundle = runner.invoke(main, ["serve", "--bundle", str(tmp_path / "nope"),
                                      "--store", db])
     assert no_bundle.exit_code == 1 and "Traceback" not in no_bundle.output
+
+
+def test_a_snapshot_never_claims_a_payment_not_yet_in_the_state(store, small_bundle):
+    """Between its commit and its arrival in the online state, a payment is on disk but not
+    in the state: a snapshot taken then must leave it to the replay after a restart."""
+    svc = ScoringService(store, small_bundle)
+    try:
+        events = [{**payment(i), "ts": T0 + timedelta(minutes=i)} for i in range(3)]
+        seqs = []
+        for e in events[:2]:
+            _, decision = svc.decide(e)
+            seqs.append(svc.committer.write(e, decision))
+            svc.recorded(e, seqs[-1])
+        _, decision = svc.decide(events[2])
+        late = svc.committer.write(events[2], decision)  # committed, not yet applied
+        svc.snapshot()
+        assert store.latest_snapshot().payments_seq == late - 1
+        svc.recorded(events[2], late)
+        svc.snapshot()
+        assert store.latest_snapshot().payments_seq == late
+        # a restart from the first snapshot would replay the third payment: same state
+        again = ScoringService(store, small_bundle)
+        probe = {**payment(9, card_id="card_0"), "ts": T0 + timedelta(minutes=30)}
+        assert again.online.features(probe) == svc.online.features(probe)
+        again.close()
+    finally:
+        svc.close()

@@ -133,3 +133,84 @@ def test_sigkill_during_load_loses_nothing_acknowledged(small_bundle_dir, tmp_pa
                 reference.add_label(event)
     finally:
         reference.close()
+
+
+@pytest.mark.slow
+def test_sigkill_with_requests_in_flight(small_bundle_dir, tmp_path):
+    """Four clients post at once; the server is killed while requests are in flight. Every
+    acknowledged payment is stored with the decision the client got; after a restart the
+    service scores exactly as one that holds the same stored payments and never stopped."""
+    import threading
+
+    db = tmp_path / "vigil.db"
+    store = Store.open(db, migrate=True)
+    secret = store.create_api_key("score", "load")[1]
+    store.close()
+    headers = {"Authorization": f"Bearer {secret}"}
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    payments = [body for kind, body in _events(240) if kind == "payment"]
+    acked: dict[str, dict] = {}
+    lock = threading.Lock()
+    proc = _start(small_bundle_dir, db, port)
+
+    def client(share: list[dict]) -> None:
+        with httpx.Client(base_url=url, headers=headers, timeout=10) as c:
+            for body in share:
+                try:
+                    r = c.post("/v1/payments", json=body)
+                except httpx.HTTPError:
+                    return  # the server is gone
+                assert r.status_code == 200, r.text
+                with lock:
+                    acked[body["payment_id"]] = r.json()
+
+    first_half = payments[:160]
+    threads = [threading.Thread(target=client, args=(first_half[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    while True:  # kill while the four clients are mid-stream
+        with lock:
+            if len(acked) >= 60:
+                break
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    for t in threads:
+        t.join()
+    proc.wait(timeout=10)
+    assert 60 <= len(acked) < len(first_half)
+
+    proc = _start(small_bundle_dir, db, port)
+    later: dict[str, dict] = {}
+    try:
+        with httpx.Client(base_url=url, headers=headers, timeout=10) as c:
+            for pid, answer in acked.items():
+                stored = c.get(f"/v1/payments/{pid}")
+                assert stored.status_code == 200, pid
+                assert stored.json()["decision"]["risk_score"] == answer["risk_score"]
+            for body in payments[160:]:
+                r = c.post("/v1/payments", json=body)
+                assert r.status_code == 200, r.text
+                later[body["payment_id"]] = r.json()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+
+    # a service that holds what was stored before the restart, and never stopped
+    stored_store = Store.open(db)
+    before = [p for p in stored_store.payments_since(0) if p["payment_id"] not in later]
+    stored_store.close()
+    assert {p["payment_id"] for p in before} >= set(acked)  # stored: all acked, maybe more
+    reference = ScoringService(Store.open(tmp_path / "reference.db", migrate=True),
+                               ModelBundle.load(small_bundle_dir))
+    try:
+        for p in before:
+            reference.scorer.record(p)
+        for body in payments[160:]:
+            event = {**body, "ts": datetime.fromisoformat(body["ts"])}
+            want = reference.score_payment(event)
+            assert later[body["payment_id"]]["risk_score"] == want["risk_score"], body
+            assert later[body["payment_id"]]["probability"] == pytest.approx(
+                want["probability"], rel=1e-6, abs=1e-9)
+    finally:
+        reference.close()

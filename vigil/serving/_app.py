@@ -256,8 +256,8 @@ def create_app(service: ScoringService, *, close_on_shutdown: bool = False) -> F
             # the model call and the commit are awaited without holding a thread, so the
             # payments of concurrent requests share one model call and one disk flush
             result, decision = await service.decide_async(event)
-            await asyncio.wrap_future(service.committer.submit(event, decision))
-            service.recorded(event)
+            seq = await asyncio.wrap_future(service.committer.submit(event, decision))
+            service.recorded(event, seq)
             scored.labels(result.decision).inc()
             return 200, result.to_dict()
         # answered as built (response_model still documents it): validating our own output

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -21,8 +21,10 @@ from vigil.store import DuplicatePayment, Store
 class GroupCommitter:
     """Writes (payment, decision) pairs through :meth:`Store.record_payments` in batches."""
 
-    def __init__(self, store: Store, *, max_batch: int = 256) -> None:
+    def __init__(self, store: Store, *, max_batch: int = 256,
+                 on_commit: Callable[[list[int]], None] | None = None) -> None:
         self._store = store
+        self._on_commit = on_commit
         self._max_batch = max_batch
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="vigil-group-commit",
@@ -69,6 +71,9 @@ class GroupCommitter:
                 self._commit([item])
             return
         self.batches += 1
+        written = [seq for seq in result.seqs if seq is not None]
+        if self._on_commit is not None and written:
+            self._on_commit(written)
         for (payment, _, done), seq in zip(batch, result.seqs, strict=True):
             if seq is None:
                 done.set_exception(DuplicatePayment(str(payment["payment_id"])))

@@ -94,7 +94,11 @@ class ScoringService:
         self.snapshot_every = snapshot_every
         self._since_snapshot = 0
         self._lock = threading.RLock()
-        self.committer = GroupCommitter(store)
+        self._commit_lock = threading.Lock()
+        # payments committed but not yet in the online state: a snapshot must not claim them
+        self._unapplied: set[int] = set()
+        self._committed_through = store.last_seqs()[0]
+        self.committer = GroupCommitter(store, on_commit=self._on_commit)
         self.batcher = ModelBatcher(self.scorer.model)
         self.rules_version: int | None = None
         self.rules_text = ""
@@ -167,7 +171,14 @@ class ScoringService:
         if self.shared_state:
             return None
         with self._lock:
-            payments_seq, labels_seq = self.store.last_seqs()
+            # labels are stored and applied under this lock, so all stored ones are in the
+            # state; payments are applied after their commit, so the snapshot covers those up
+            # to the first committed one not applied yet (the restart replays from there;
+            # recording a payment twice changes nothing)
+            _, labels_seq = self.store.last_seqs()
+            with self._commit_lock:
+                payments_seq = (min(self._unapplied) - 1 if self._unapplied
+                                else self._committed_through)
             state = self.online.state
             assert isinstance(state, MemoryState)
             payload = json.dumps(state.dump(), separators=(",", ":")).encode()
@@ -234,8 +245,8 @@ class ScoringService:
         result, decision = self.decide(payment)
         # durably stored (with the payments of concurrent requests: one flush for all), and
         # only then counted in the features of the payments after it
-        self.committer.write(payment, decision)  # raises DuplicatePayment
-        self.recorded(payment)
+        seq = self.committer.write(payment, decision)  # raises DuplicatePayment
+        self.recorded(payment, seq)
         return result.to_dict()
 
     def decide(self, payment: Mapping[str, Any]) -> tuple[ScoreResult, dict[str, Any]]:
@@ -269,10 +280,21 @@ class ScoringService:
             "model_version": result.model_version, "timings": result.timing_us,
         }
 
-    def recorded(self, payment: Mapping[str, Any]) -> None:
-        """A payment is stored: count it in the online state (and snapshot when due)."""
+    def _on_commit(self, seqs: list[int]) -> None:
+        """Called by the committer with the seqs it just made durable, before it tells the
+        requests: from now until :meth:`recorded`, they are stored but not in the state."""
+        with self._commit_lock:
+            self._unapplied.update(seqs)
+            self._committed_through = max(self._committed_through, *seqs)
+
+    def recorded(self, payment: Mapping[str, Any], seq: int | None = None) -> None:
+        """A payment is stored (as ``seq``): count it in the online state (and snapshot when
+        due)."""
         with self._lock:
             self.scorer.record(payment)
+            if seq is not None:
+                with self._commit_lock:
+                    self._unapplied.discard(seq)
             self._since_snapshot += 1
             due = not self.shared_state and self._since_snapshot >= self.snapshot_every
         if due:
