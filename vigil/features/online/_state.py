@@ -16,6 +16,7 @@ remembered for ``TimeSinceLast``, the earliest ever for ``TimeSinceFirst``.
 from __future__ import annotations
 
 import bisect
+from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,31 +122,31 @@ class KeyConfig:
     label_retain_us: int = 0
 
 
-class FeatureState:
+class FeatureState(ABC):
     """The interface every backend implements (see the module docstring)."""
 
+    @abstractmethod
     def configure(self, key: str, config: KeyConfig) -> None:
         """Declare what ``key``'s entities keep; called by the executor before any event."""
-        raise NotImplementedError
 
+    @abstractmethod
     def read(self, reads: list[Read]) -> list[PaymentView | LabelView | None]:
         """The views asked for, in order; None where the entity has nothing yet."""
-        raise NotImplementedError
 
+    @abstractmethod
     def add_payment(self, key: str, value: Hashable, t: int, pid: str,
                     row: Mapping[str, Any]) -> None:
         """Record a payment of entity ``value`` of ``key`` and evict what fell out of reach."""
-        raise NotImplementedError
 
+    @abstractmethod
     def add_label(self, key: str, value: Hashable, timeline: str, pid: str, reported: int,
                   previous: int | None) -> None:
         """Record the first report of ``pid``'s label on ``timeline`` (see LabelView.add)."""
-        raise NotImplementedError
 
-    def sweep(self, now: int) -> None:
+    def sweep(self, now: int) -> None:  # noqa: B027 - optional: backends that expire alone
         """Evict from every entity what no payment at or after ``now`` can read."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: backends without connections
         """Release connections."""
 
 
