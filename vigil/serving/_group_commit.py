@@ -8,30 +8,24 @@ still returns only after its own payment is on disk.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
-from vigil.serving._batches import STOP, next_batch
+from vigil.serving._batches import BatchWorker
 from vigil.store import DuplicatePayment, Store
 
 
-class GroupCommitter:
+class GroupCommitter(BatchWorker):
     """Writes (payment, decision) pairs through :meth:`Store.record_payments` in batches."""
 
     def __init__(self, store: Store, *, max_batch: int = 256,
                  on_commit: Callable[[list[int]], None] | None = None) -> None:
         self._store = store
         self._on_commit = on_commit
-        self._max_batch = max_batch
-        self._queue: queue.Queue[Any] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="vigil-group-commit",
-                                        daemon=True)
-        self._thread.start()
         self.batches = 0
         self.written = 0
+        super().__init__(max_batch=max_batch, name="vigil-group-commit")
 
     def write(self, payment: Mapping[str, Any], decision: Mapping[str, Any]) -> int:
         """Write one payment durably (with whatever else is waiting); return its seq.
@@ -44,22 +38,10 @@ class GroupCommitter:
     def submit(self, payment: Mapping[str, Any], decision: Mapping[str, Any]) -> Future[int]:
         """Queue a payment for the next commit; the future resolves once it is on disk."""
         done: Future[int] = Future()
-        self._queue.put((payment, decision, done))
+        self._put((payment, decision, done))
         return done
 
-    def close(self) -> None:
-        self._queue.put(STOP)
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while True:
-            batch, stop = next_batch(self._queue, self._max_batch)
-            if batch:
-                self._commit(batch)
-            if stop:
-                return
-
-    def _commit(self, batch: list[tuple[Mapping[str, Any], Mapping[str, Any], Future[int]]]
+    def _handle(self, batch: list[tuple[Mapping[str, Any], Mapping[str, Any], Future[int]]]
                 ) -> None:
         try:
             result = self._store.record_payments([(p, d) for p, d, _ in batch])
@@ -68,7 +50,7 @@ class GroupCommitter:
                 batch[0][2].set_exception(exc)
                 return
             for item in batch:  # find the one that failed; the others still get written
-                self._commit([item])
+                self._handle([item])
             return
         self.batches += 1
         written = [seq for seq in result.seqs if seq is not None]
