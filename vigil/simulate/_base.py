@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -136,6 +137,14 @@ def check_float(
         raise ConfigError(f"{name} must be a finite number {bound} (e.g. {example}), "
                           f"got {value}")
     return value
+
+
+def check_currency(currency: object) -> str:
+    """A world's currency: an ISO 4217 code of three upper-case letters."""
+    if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+        raise ConfigError(f"currency must be an ISO 4217 code of three upper-case letters "
+                          f"(e.g. 'EUR'), got {currency!r}")
+    return currency
 
 
 def check_days(days: Any) -> int:

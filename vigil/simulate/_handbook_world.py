@@ -17,7 +17,6 @@ Handbook's published dataset (different random streams); the distributions are t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -31,6 +30,7 @@ from vigil.events import TIMESTAMP, EventData
 from vigil.simulate._base import (
     Progress,
     WorldSimulator,
+    check_currency,
     check_days,
     check_float,
     check_int,
@@ -173,10 +173,7 @@ class HandbookWorld(WorldSimulator):
             raise ConfigError(
                 f"cards_compromised_per_day ({p['cards_compromised_per_day']}) is more than "
                 f"n_cards ({p['n_cards']}); lower it or add cards")
-        if not isinstance(self.currency, str) or not re.fullmatch(r"[A-Z]{3}", self.currency):
-            raise ConfigError(f"currency must be an ISO 4217 code of three upper-case letters "
-                              f"(e.g. 'EUR'), got {self.currency!r}")
-        p["currency"] = self.currency
+        p["currency"] = check_currency(self.currency)
         return p
 
     def scenarios(self) -> list[Scenario]:

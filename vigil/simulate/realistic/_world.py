@@ -9,7 +9,6 @@ that come weeks later, for only part of the fraud, with friendly fraud among the
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -24,6 +23,7 @@ from vigil.events import LABEL_SCHEMA, PAYMENT_SCHEMA, TIMESTAMP, TRUTH_SCHEMA, 
 from vigil.simulate._base import (
     Progress,
     WorldSimulator,
+    check_currency,
     check_days,
     check_float,
     check_int,
@@ -213,9 +213,7 @@ class RealisticWorld(WorldSimulator):
         ``progress(done_days, total_days)`` is called after each day of legitimate payments.
         """
         p = self._population_params()
-        if not isinstance(self.currency, str) or not re.fullmatch(r"[A-Z]{3}", self.currency):
-            raise ConfigError(f"currency must be an ISO 4217 code of three upper-case letters "
-                              f"(e.g. 'EUR'), got {self.currency!r}")
+        check_currency(self.currency)
         scenarios = self.scenario_list()
         label_model = self._label_model()
         days = check_days(days)
