@@ -5,7 +5,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 HANDBOOK ?= ../shared/data/fraud-handbook/transactions.parquet
 
-.PHONY: demo test lint bench bench-handbook bench-serving clean
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test lint bench bench-handbook bench-serving browser clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -16,7 +18,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/vigil demo --out runs/demo
 
-test: $(STAMP)
+# Debian's Chromium, which the report test drives through Playwright (no browser download);
+# where it cannot be installed, the browser test skips (CI sets VIGIL_REQUIRE_BROWSER=1).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { echo "installing Debian's chromium for the report browser test"; \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	    { $(SUDO) apt-get update -qq && \
+	      $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
+	    echo "could not install chromium: the browser test will skip"; }
+
+test: $(STAMP) browser
 	$(PY) -m ruff check vigil tests bench
 	$(PY) -m pytest -q
 

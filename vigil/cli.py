@@ -336,6 +336,7 @@ def train(data: Path, feature_spec: str, out: Path, train_start: str | None,
     cutoff = _date(as_of, "--as-of") or end + timedelta(days=delay)
     window = TrainWindow(start, end, cutoff, min(valid_days, max(0, (end - start).days - 1)))
     bundle = train_bundle(prepared, window, params=model_params, progress=step)
+    bundle.training["data_path"] = str(data.resolve())
     bundle.save(out)
     step(f"saved bundle {bundle.model_version} -> {out}")
     if "validation" in bundle.metrics:
@@ -450,6 +451,214 @@ def evaluate(bundle: Path, data: Path, start: str | None, end: str | None,
         step(f"wrote {json_path}")
 
 
+# --------------------------------------------------------------------------- reports
+
+def _resolve_run(run: Path, data: Path | None, model: str | None) -> tuple[Path, Path]:
+    """A bundle folder and its data, from RUN: a bundle folder, or a run folder (``vigil
+    demo``'s) holding ``bundles/`` and ``data/``."""
+    if (run / "bundle.json").is_file():
+        if model is not None:
+            raise ConfigError(f"{run} is a bundle folder; --model picks a bundle of a run "
+                              "folder")
+        bundle = run
+        if data is None:
+            recorded = json.loads((run / "bundle.json").read_text()).get("training", {}) \
+                .get("data_path")
+            if not recorded:
+                raise ConfigError(f"{run}: the bundle does not record its data; pass --data")
+            data = Path(recorded)
+            if not data.exists():
+                raise ConfigError(f"{run}: the bundle's data {data} is gone; pass --data")
+        return bundle, data
+    bundles = run / "bundles"
+    if not bundles.is_dir():
+        raise ConfigError(f"{run}: neither a model bundle (bundle.json) nor a run folder "
+                          "(bundles/)")
+    names = sorted(p.name for p in bundles.iterdir() if (p / "bundle.json").is_file())
+    if model is None:
+        model = "payments_default" if "payments_default" in names else \
+            names[0] if len(names) == 1 else None
+        if model is None:
+            raise ConfigError(f"{run}: several bundles ({', '.join(names)}); pick one with "
+                              "--model")
+    if model not in names:
+        raise ConfigError(f"{run}: no bundle named {model!r} (there are: "
+                          f"{', '.join(names) or 'none'})")
+    data = data or run / "data"
+    if not data.exists():
+        raise ConfigError(f"{run}: no data folder; pass --data")
+    return bundles / model, data
+
+
+def _test_window(bundles: list[Any], prepared: Any, start: str | None,
+                 end: str | None) -> tuple[datetime, datetime]:
+    """The test window: from the latest label cutoff of the models (or --start), 7 days
+    (or to --end), never past the data."""
+    from vigil.pipeline import data_span
+
+    first, last = data_span(prepared)
+    cutoffs = [_date(c, "label cutoff") for b in bundles
+               if (c := (b.training.get("window") or {}).get("label_cutoff"))]
+    begin = _date(start, "--start") or (max(cutoffs) if cutoffs else first)
+    finish = _date(end, "--end") or min(begin + timedelta(days=7), last + timedelta(seconds=1))
+    if finish <= begin:
+        raise ConfigError(f"the test window is empty: {begin:%Y-%m-%d} to {finish:%Y-%m-%d} "
+                          f"(the data ends {last:%Y-%m-%d})")
+    return begin, finish
+
+
+_report_options = [
+    click.option("--start", help="First test day [default: the model's label cutoff]."),
+    click.option("--end", help="Day after the last test day [default: 7 days after start]."),
+    click.option("--costs", "costs_path", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Cost model (TOML) [default: vigil's, printed in the report]."),
+    click.option("--segment", "segments", multiple=True, metavar="COLUMN",
+                 help="Also slice by this payment column or feature (repeatable)."),
+    click.option("--bootstrap", "replicates", type=click.IntRange(min=20), default=200,
+                 show_default=True, help="Card-bootstrap replicates for bands and intervals."),
+    click.option("--keep-known-compromised", is_flag=True,
+                 help="Keep payments of cards whose fraud was already reported."),
+]
+
+
+def _with_report_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_report_options):
+        fn = option(fn)
+    return fn
+
+
+def _look(html: Path, screenshot: Path | None, step: Callable[[str], None]) -> None:
+    if screenshot is None:
+        return
+    from vigil.reports._browser import check_page
+
+    step("opening the page in headless Chromium")
+    seen = check_page(html, screenshot=screenshot)
+    if not seen.ok:
+        raise ConfigError(f"{html}: " + "; ".join(seen.problems()))
+    step(f"{len(seen.charts)} charts drew, no console errors; screenshot -> {screenshot}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Dataset to test on [default: the run's data/, or the data the bundle "
+                   "was trained on].")
+@click.option("--model", default=None, help="Bundle of a run folder [default: "
+                                            "payments_default].")
+@_with_report_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the report [default: RUN/report].")
+@click.option("--screenshot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also open the page in headless Chromium, check it and save a PNG.")
+def report(run: Path, data: Path | None, model: str | None, start: str | None,
+           end: str | None, costs_path: Path | None, segments: tuple[str, ...],
+           replicates: int, keep_known_compromised: bool, out: Path | None,
+           screenshot: Path | None) -> None:
+    """Write a model's evaluation report: one self-contained HTML page and PNG charts.
+
+    RUN is a model bundle (from `vigil train`) or a run folder (from `vigil demo`). The report
+    tests the model on the week after its label cutoff: curves with bootstrap bands,
+    calibration, a threshold table and the best block and review thresholds under a cost
+    model (written as rules too), metrics per day, segment and fraud scenario, explanations,
+    and a model card.
+
+    \b
+    Cost file (TOML; every key optional):
+      chargeback_fee = 15.0           # per fraud let through, on top of its amount
+      margin = 0.03                   # share of a blocked good payment's amount lost
+      friction = 10.0                 # cost of blocking a good customer
+      review_cost = 3.0               # per manual review
+      review_capacity_per_day = 50
+      review_catch_rate = 1.0         # share of reviewed frauds a reviewer stops
+
+    \b
+    Examples:
+      vigil report runs/demo
+      vigil report runs/model --data data/world --costs costs.toml --segment merchant_id
+      vigil report runs/demo --screenshot report.png
+    """
+    from vigil.events import open_dataset
+    from vigil.models import ModelBundle
+    from vigil.pipeline import prepare
+    from vigil.reports import CostModel, build_report
+
+    step = _Step()
+    bundle_dir, data_path = _resolve_run(run, data, model)
+    costs = CostModel.load(costs_path) if costs_path else CostModel()
+    bundle = ModelBundle.load(bundle_dir)
+    step(f"reading {data_path}")
+    dataset = open_dataset(data_path)
+    step(f"building {len(bundle.feature_names)} features for {dataset.payments.num_rows:,} "
+         "payments")
+    prepared = prepare(dataset, bundle.feature_set)
+    begin, finish = _test_window([bundle], prepared, start, end)
+    files, doc = build_report(bundle, prepared, begin, finish, out or run / "report",
+                              costs=costs, segments=segments, replicates=replicates,
+                              drop_known_compromised=not keep_known_compromised,
+                              data_name=str(data_path), progress=step)
+    _look(files.html, screenshot, step)
+    p = doc["policy"]
+    console.print(Text(
+        f"AUC {doc['metrics']['auc']['value']:.3f}, AP {doc['metrics']['ap']['value']:.3f}; "
+        f"best policy: block > {p['block']}"
+        + (f", review > {p['review']}" if p["review"] < p["block"] else "")
+        + f" ({p['reviews_per_day']:.1f} reviews/day, net benefit {p['net_benefit']:,.0f})"))
+    click.echo(f"report: {files.html}")
+
+
+@main.command()
+@click.argument("bundle_a", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("bundle_b", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--on", "data", type=click.Path(path_type=Path), required=True,
+              help="Dataset both models are tested on.")
+@_with_report_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("compare"), show_default=True, help="Folder for the comparison.")
+@click.option("--screenshot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also open the page in headless Chromium, check it and save a PNG.")
+def compare(bundle_a: Path, bundle_b: Path, data: Path, start: str | None, end: str | None,
+            costs_path: Path | None, segments: tuple[str, ...], replicates: int,
+            keep_known_compromised: bool, out: Path, screenshot: Path | None) -> None:
+    """Champion (A) against challenger (B) on the same test payments.
+
+    Both models score the same window (from the later of their label cutoffs). Differences
+    (B − A) come with 95 % intervals from a paired card bootstrap; segments and fraud
+    scenarios show where each model wins; each model's best thresholds are priced with the
+    same cost model. Writes compare.html, compare.json and figures/*.png.
+
+    \b
+    Example:
+      vigil compare runs/demo/bundles/handbook_baseline runs/demo/bundles/payments_default \\
+        --on runs/demo/data --out runs/demo/compare
+    """
+    from vigil.events import open_dataset
+    from vigil.models import ModelBundle
+    from vigil.pipeline import prepare
+    from vigil.reports import CostModel
+    from vigil.reports._compare import build_comparison
+
+    step = _Step()
+    costs = CostModel.load(costs_path) if costs_path else CostModel()
+    for path in (bundle_a, bundle_b):
+        if not (path / "bundle.json").is_file():
+            raise ConfigError(f"{path}: not a model bundle (bundle.json is missing)")
+    a, b = ModelBundle.load(bundle_a), ModelBundle.load(bundle_b)
+    step(f"reading {data}")
+    dataset = open_dataset(data)
+    step(f"building features for {dataset.payments.num_rows:,} payments")
+    prep_a = prepare(dataset, a.feature_set)
+    prep_b = prep_a if b.feature_set == a.feature_set else prepare(dataset, b.feature_set)
+    begin, finish = _test_window([a, b], prep_a, start, end)
+    files, doc = build_comparison(a, prep_a, b, prep_b, begin, finish, out, costs=costs,
+                                  segments=segments, replicates=replicates,
+                                  drop_known_compromised=not keep_known_compromised,
+                                  data_name=str(data), progress=step)
+    _look(files.html, screenshot, step)
+    console.print(Text(doc["verdict"]))
+    click.echo(f"comparison: {files.html}")
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks: each prints a table and writes bench/results/NAME.json.
@@ -543,7 +752,9 @@ def demo(out: Path, days: int, cards: int, seed: int) -> None:
     """The main job end to end on generated data: simulate, build features, train, evaluate.
 
     Trains the Handbook's baseline features and vigil's default set on the same window, tests
-    both on the last week after a 7-day label delay, and prints the metrics.
+    both on the last week after a 7-day label delay, and prints the metrics; replays the last
+    day through a real `vigil serve`; writes the default model's report (report/) and its
+    comparison with the baseline (compare/), and prints the report's path.
 
     \b
     Example:
@@ -564,7 +775,13 @@ def demo(out: Path, days: int, cards: int, seed: int) -> None:
     if serving:
         _print_serving(serving)
     click.echo(f"artifacts in {out}/: data/, features/, bundles/, scores.parquet, "
-               "metrics.json" + (", serve/ (the service's store)" if serving else ""))
+               "metrics.json, report/, compare/"
+               + (", serve/ (the service's store)" if serving else ""))
+    rep = result.get("report")
+    if rep:
+        console.print(Text(rep["verdict"]))
+        click.echo(f"comparison: {rep['compare']}")
+        click.echo(f"report: {rep['html']}")
 
 
 def _print_serving(s: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from vigil.pipeline._jobs import (
     evaluate_window,
     prepare,
     score_window,
+    test_rows,
     train_bundle,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "prepare",
     "run_demo",
     "score_window",
+    "test_rows",
     "train_bundle",
 ]

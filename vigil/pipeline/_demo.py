@@ -29,7 +29,7 @@ TRAIN_DAYS = 28
 def run_demo(out: str | Path, *, days: int = 90, cards: int = 5000, seed: int = 7,
              start: str = "2024-01-01", progress: Callable[[str], None] | None = None,
              day_progress: Callable[[int, int], None] | None = None,
-             serve: bool = True) -> dict[str, Any]:
+             serve: bool = True, report: bool = True) -> dict[str, Any]:
     """Simulate ``days`` days of ``cards`` cards, train on a 28-day window, wait the 7-day label
     delay, test on the last 7 days; for the Handbook's features and vigil's default set.
 
@@ -37,6 +37,8 @@ def run_demo(out: str | Path, *, days: int = 90, cards: int = 5000, seed: int = 
     ``out/scores.parquet`` (the default model on the test week) and ``out/metrics.json``.
     With ``serve``, the last test day then goes through a real ``vigil serve`` process
     (store in ``out/serve/``); its decisions and latencies are in ``metrics.json`` too.
+    With ``report``, the default model's report goes to ``out/report/`` and its comparison
+    with the Handbook baseline (champion) to ``out/compare/``.
     """
     from vigil.simulate import HandbookWorld
 
@@ -57,6 +59,7 @@ def run_demo(out: str | Path, *, days: int = 90, cards: int = 5000, seed: int = 
                          valid_days=min(7, (train_end - train_start).days // 4))
 
     results: dict[str, Any] = {}
+    trained: dict[str, tuple[Any, Any]] = {}
     for fs in (handbook_baseline(), payments_default()):
         prepared = prepare(data, fs)
         (out / "features").mkdir(parents=True, exist_ok=True)
@@ -64,6 +67,7 @@ def run_demo(out: str | Path, *, days: int = 90, cards: int = 5000, seed: int = 
                        compression="zstd")
         say(f"built {len(fs.names)} features '{fs.name}' -> {out / 'features'}")
         bundle = train_bundle(prepared, window, progress=say)
+        bundle.training["data_path"] = str((out / "data").resolve())
         bundle.save(out / "bundles" / fs.name)
         evaluation = evaluate_window(bundle, prepared, test_start, end)
         bundle.metrics["test"] = evaluation
@@ -71,6 +75,7 @@ def run_demo(out: str | Path, *, days: int = 90, cards: int = 5000, seed: int = 
         say(f"trained and tested '{fs.name}': AP {evaluation['metrics']['ap']:.3f}, "
             f"AUC {evaluation['metrics']['auc']:.3f} -> {out / 'bundles' / fs.name}")
         results[fs.name] = {"model_version": bundle.model_version, **evaluation}
+        trained[fs.name] = (bundle, prepared)
         if fs.name == "payments_default":
             pq.write_table(score_window(bundle, prepared, test_start, end),
                            out / "scores.parquet", compression="zstd")
@@ -80,6 +85,18 @@ def run_demo(out: str | Path, *, days: int = 90, cards: int = 5000, seed: int = 
         "test": {"start": test_start.isoformat(), "end": end.isoformat()},
         "models": results,
     }
+    if report:
+        from vigil.reports import build_report
+        from vigil.reports._compare import build_comparison
+
+        champion, challenger = trained["handbook_baseline"], trained["payments_default"]
+        files, _ = build_report(*challenger, test_start, end, out / "report",
+                                data_name=str(out / "data"), progress=say)
+        compared, doc = build_comparison(*champion, *challenger, test_start, end,
+                                         out / "compare", data_name=str(out / "data"),
+                                         progress=say)
+        summary["report"] = {"html": str(files.html), "compare": str(compared.html),
+                             "verdict": doc["verdict"]}
     if serve:
         from vigil.pipeline._serve_demo import serve_one_day
 

@@ -182,13 +182,15 @@ def score_window(bundle: ModelBundle, prepared: Prepared, start: datetime | None
     return scored.add_column(1, "ts", prepared.ts.take(idx))
 
 
-def evaluate_window(bundle: ModelBundle, prepared: Prepared, start: datetime, end: datetime, *,
-                    drop_known_compromised: bool = True,
-                    known_since: datetime | None = None) -> dict[str, Any]:
-    """Metrics of ``bundle`` on the payments in [start, end), against every label in the data.
+def test_rows(bundle: ModelBundle, prepared: Prepared, start: datetime, end: datetime, *,
+              drop_known_compromised: bool = True,
+              known_since: datetime | None = None) -> tuple[np.ndarray, int]:
+    """The payments of a test window [start, end) for ``bundle``, as a row mask of
+    ``prepared``, and how many were left out as known compromised.
 
-    With ``drop_known_compromised`` (the Handbook protocol), payments of cards whose fraud
-    was already reported before the day are left out: they would be blocked already.
+    The window must not start before the bundle's label cutoff (the model saw that period's
+    labels). With ``drop_known_compromised`` (the Handbook protocol), payments of cards whose
+    fraud was already reported before the day are left out: they would be blocked already.
     ``known_since`` bounds which earlier frauds count (default: the bundle's training start).
     """
     window = bundle.training.get("window", {})
@@ -208,6 +210,17 @@ def evaluate_window(bundle: ModelBundle, prepared: Prepared, start: datetime, en
         test &= ~drop
     if not test.any():
         raise ConfigError(f"no payments to evaluate between {start:%Y-%m-%d} and {end:%Y-%m-%d}")
+    return test, dropped
+
+
+def evaluate_window(bundle: ModelBundle, prepared: Prepared, start: datetime, end: datetime, *,
+                    drop_known_compromised: bool = True,
+                    known_since: datetime | None = None) -> dict[str, Any]:
+    """Metrics of ``bundle`` on the payments in [start, end), against every label in the data
+    (the rows are those of :func:`test_rows`)."""
+    test, dropped = test_rows(bundle, prepared, start, end,
+                              drop_known_compromised=drop_known_compromised,
+                              known_since=known_since)
     y = labels_known_at(prepared.payments.column("payment_id"), prepared.labels, None)[test]
     scores = bundle.predict_proba(prepared.features.take(pa.array(np.flatnonzero(test))))
     out: dict[str, Any] = {
@@ -222,4 +235,3 @@ def evaluate_window(bundle: ModelBundle, prepared: Prepared, start: datetime, en
         flagged = scores > threshold_at_fpr(y, scores, 0.01)
         out["recall_by_scenario@1%fpr"] = recall_by_group(y, flagged, scen[test])
     return out
-

@@ -95,8 +95,26 @@ class Describer:
             "relative": f"the {col} against this {entity}'s average{last}",
             "since_first": f"the time since this {entity} was first seen",
             "since_last": f"the time since this {entity}'s previous payment",
+            "fraud_count": f"the frauds reported on this {entity}{last}",
+            "label_count": f"the labels reported on this {entity}{last}",
+            "fraud_rate": f"the share of this {entity}'s labelled payments that were fraud"
+                          f"{last}",
+            "since_first_fraud": f"the time since this {entity}'s first reported fraud",
+            "since_last_fraud": f"the time since this {entity}'s latest reported fraud",
+            "is_night": "whether it was paid at night",
+            "is_weekend": "whether it was paid at the weekend",
+            "hour_of_day": "the hour of the day (UTC)",
+            "day_of_week": "the day of the week",
         }
+        if s.op == "ratio":
+            num, den = (self._phrase(o) for o in s.operands)
+            return f"{num} against {den}"
         return phrases.get(s.op, s.name)
+
+    def phrase(self, name: str) -> str:
+        """What feature ``name`` measures, as a noun phrase (for a model card)."""
+        spec = self._specs.get(name)
+        return name if spec is None else self._phrase(spec)
 
     def _say(self, s: Spec, v: float | None) -> str:
         entity = self._entity.get(s.key, s.key) if s.key else ""
