@@ -500,6 +500,10 @@ def _test_window(bundles: list[Any], prepared: Any, start: str | None,
     cutoffs = [_date(c, "label cutoff") for b in bundles
                if (c := (b.training.get("window") or {}).get("label_cutoff"))]
     begin = _date(start, "--start") or (max(cutoffs) if cutoffs else first)
+    if start is None and begin > last:
+        raise ConfigError(f"the model's label cutoff {begin:%Y-%m-%d %H:%M} is after the last "
+                          f"payment ({last:%Y-%m-%d}): nothing is left to test on; pass "
+                          "--start, or train with an earlier --train-end (or --as-of)")
     finish = _date(end, "--end") or min(begin + timedelta(days=7), last + timedelta(seconds=1))
     if finish <= begin:
         raise ConfigError(f"the test window is empty: {begin:%Y-%m-%d} to {finish:%Y-%m-%d} "

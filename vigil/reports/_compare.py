@@ -211,6 +211,7 @@ def _cost_overlay(curves: dict[str, dict[str, list[float]]], names: tuple[str, s
         ax.plot(c["threshold"], c["block_only"], color=charts.COLORS[i], ls=":",
                 label=f"{name}, block only")
     ax.axhline(0, color="#999", lw=0.8)
+    charts.clip_losses(ax, [*curves["a"]["block_only"], *curves["b"]["block_only"]])
     ax.set_xlabel("block threshold (block if risk score > N)")
     currency = currencies[0] if len(currencies) == 1 else "mixed currencies"
     ax.set_ylabel(f"net benefit ({currency})")
