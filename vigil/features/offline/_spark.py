@@ -272,7 +272,10 @@ def spark_features(feature_set: FeatureSet, payments: DataFrame,
     return result.select("payment_id", "ts", *feature_set.names)
 
 
-_PAYMENT_ARROW_TYPES = {"ts": pa.timestamp("us", tz="UTC")}
+def arrow_to_spark(spark: SparkSession, table: pa.Table) -> DataFrame:
+    """An Arrow table as a Spark DataFrame. The chunks are combined first: PySpark 4.3 stops
+    reading a table at its first empty chunk and silently drops the rows after it."""
+    return spark.createDataFrame(table.combine_chunks())
 
 
 def build_features_spark(feature_set: FeatureSet, payments: pa.Table,
@@ -289,10 +292,10 @@ def build_features_spark(feature_set: FeatureSet, payments: pa.Table,
                                        payments.column("ts").cast(pa.timestamp("us", tz="UTC")))
     keep = [c for c in payments.column_names if c in {"payment_id", "ts",
                                                       *feature_set.input_columns()}]
-    pay_df = spark.createDataFrame(payments.select(keep))
+    pay_df = arrow_to_spark(spark, payments.select(keep))
     lab_df = None
     if labels is not None and feature_set.needs_labels():
-        lab_df = spark.createDataFrame(labels.select(["payment_id", "is_fraud", "reported_at"]))
+        lab_df = arrow_to_spark(spark, labels.select(["payment_id", "is_fraud", "reported_at"]))
     df = spark_features(feature_set, pay_df, lab_df, source=source)
     table = df.orderBy("ts", "payment_id").toArrow()
     if table.num_rows != payments.num_rows:
