@@ -256,27 +256,60 @@ def features_sql(feature_spec: str) -> None:
     click.echo(compile_sql(_feature_set(feature_spec)))
 
 
+_ENGINE_OPTION = click.option(
+    "--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+    help="duckdb: one machine, in process. spark: Apache Spark (pip install 'vigil[spark]').")
+_MASTER_OPTION = click.option(
+    "--master", default="local[2]", show_default=True,
+    help="With --engine spark: local[N], or a cluster's spark://host:port.")
+
+
 @features.command("build")
 @click.option("--data", type=click.Path(path_type=Path), required=True,
               help="Dataset folder, or the Handbook's transactions file.")
 @click.option("--features", "feature_spec", default="default", show_default=True,
               help="Built-in set name or a .toml/.json file.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Parquet file to write.")
-def features_build(data: Path, feature_spec: str, out: Path) -> None:
-    """Compute a feature set for every payment, point in time, with DuckDB.
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Parquet file to write (duckdb), or folder of day partitions (spark).")
+@_ENGINE_OPTION
+@_MASTER_OPTION
+def features_build(data: Path, feature_spec: str, out: Path, engine: str, master: str) -> None:
+    """Compute a feature set for every payment, point in time, on DuckDB or Spark.
+
+    Both engines give the same values. With --engine spark, --data must be a dataset
+    folder (its day partitions are read by Spark) and --out is written as day partitions
+    (out/date=YYYY-MM-DD/*.parquet); on a cluster both must be paths every worker reads.
 
     \b
-    Example:
+    Examples:
       vigil features build --data data/world --features default --out features.parquet
+      vigil features build --data data/world --engine spark --master local[2] --out feats/
+      vigil features build --data /shared/world --engine spark \\
+        --master spark://10.0.0.5:7077 --out /shared/features/
     """
+    step = _Step()
+    fs = _feature_set(feature_spec)
+    if engine == "spark":
+        from vigil.features.offline import (
+            read_dataset_spark,
+            spark_features,
+            spark_job,
+            write_features_by_day,
+        )
+
+        step(f"starting Spark ({master})")
+        with spark_job(master) as spark:
+            payments, labels = read_dataset_spark(spark, data)
+            step(f"building {len(fs.names)} features on Spark")
+            write_features_by_day(spark_features(fs, payments, labels, source=str(data)), out)
+        step(f"wrote day partitions to {out}")
+        return
+
     import pyarrow.parquet as pq
 
     from vigil.events import open_dataset
     from vigil.features import build_features
 
-    step = _Step()
-    fs = _feature_set(feature_spec)
     step(f"reading {data}")
     dataset = open_dataset(data)
     step(f"building {len(fs.names)} features for {dataset.payments.num_rows:,} payments")
@@ -304,9 +337,13 @@ def features_build(data: Path, feature_spec: str, out: Path) -> None:
               help="Last days of the window held out for early stopping and calibration.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Model parameter, repeatable (e.g. --param max_depth=6).")
+@_ENGINE_OPTION
+@_MASTER_OPTION
+@click.option("--workers", "num_workers", type=click.IntRange(min=1), default=2,
+              show_default=True, help="With --engine spark: XGBoost workers (Spark tasks).")
 def train(data: Path, feature_spec: str, out: Path, train_start: str | None,
           train_end: str | None, as_of: str | None, delay: int, valid_days: int,
-          params: tuple[str, ...]) -> None:
+          params: tuple[str, ...], engine: str, master: str, num_workers: int) -> None:
     """Train a calibrated XGBoost model and save it as a bundle.
 
     Payments in [train-start, train-end) are the training rows; their labels are those
@@ -314,28 +351,63 @@ def train(data: Path, feature_spec: str, out: Path, train_start: str | None,
     in production on that day. The last --valid-days days stop boosting early and fit the
     calibrator.
 
+    With --engine spark, features and trees are computed on Spark (XGBoost's Spark
+    estimator, --workers workers); the bundle is the same kind and serves the same way.
+
     \b
     Example:
       vigil train --data data/world --features default --out runs/model
       vigil train --data data/world --train-start 2024-02-01 --train-end 2024-03-01 \\
         --param max_depth=5 --out runs/model
+      vigil train --data data/world --engine spark --master local[2] --out runs/model
     """
-    from vigil.events import open_dataset
-    from vigil.pipeline import TrainWindow, default_train_window, prepare, train_bundle
-
     step = _Step()
     fs = _feature_set(feature_spec)
     model_params = _parse_params(params)
+    if engine == "spark":
+        from vigil.features.offline import read_dataset_spark, spark_job
+        from vigil.pipeline._spark_jobs import spark_data_span, train_bundle_spark
+
+        step(f"starting Spark ({master})")
+        with spark_job(master) as spark:
+            payments, labels = read_dataset_spark(spark, data)
+            first, last = spark_data_span(payments)
+            window = _train_window(first, last, train_start, train_end, as_of, delay,
+                                   valid_days)
+            bundle = train_bundle_spark(fs, payments, labels, window, params=model_params,
+                                        num_workers=num_workers, progress=step)
+        _save_trained(bundle, data, out, step)
+        return
+
+    from vigil.events import open_dataset
+    from vigil.pipeline import data_span, prepare, train_bundle
+
     step(f"reading {data}")
     dataset = open_dataset(data)
     step(f"building {len(fs.names)} features for {dataset.payments.num_rows:,} payments")
     prepared = prepare(dataset, fs)
-    window = default_train_window(prepared, delay_days=delay, valid_days=valid_days)
-    start = _date(train_start, "--train-start") or window.start
-    end = _date(train_end, "--train-end") or window.end
-    cutoff = _date(as_of, "--as-of") or end + timedelta(days=delay)
-    window = TrainWindow(start, end, cutoff, min(valid_days, max(0, (end - start).days - 1)))
+    window = _train_window(*data_span(prepared), train_start, train_end, as_of, delay,
+                           valid_days)
     bundle = train_bundle(prepared, window, params=model_params, progress=step)
+    _save_trained(bundle, data, out, step)
+
+
+def _train_window(first: datetime, last: datetime, train_start: str | None,
+                  train_end: str | None, as_of: str | None, delay: int, valid_days: int) -> Any:
+    """The training window from the options, for a dataset spanning [first, last]."""
+    from vigil.pipeline import TrainWindow
+
+    cutoff = last.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    default_end = cutoff - timedelta(days=delay)
+    start = _date(train_start, "--train-start") or max(
+        first.replace(hour=0, minute=0, second=0, microsecond=0),
+        default_end - timedelta(days=28))
+    end = _date(train_end, "--train-end") or default_end
+    label_cutoff = _date(as_of, "--as-of") or end + timedelta(days=delay)
+    return TrainWindow(start, end, label_cutoff, min(valid_days, max(0, (end - start).days - 1)))
+
+
+def _save_trained(bundle: Any, data: Path, out: Path, step: Callable[[str], None]) -> None:
     bundle.training["data_path"] = str(data.resolve())
     bundle.save(out)
     step(f"saved bundle {bundle.model_version} -> {out}")

@@ -17,8 +17,12 @@ workers need Java and Spark, not vigil. PySpark is the ``spark`` extra.
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -58,8 +62,16 @@ def spark_session(master: str = "local[2]", *, app: str = "vigil",
     _pyspark()
     from pyspark.sql import SparkSession
 
+    # PySpark warns on every pandas 3 import; vigil hands it Arrow, not pandas
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
+                            category=FutureWarning)
     builder = SparkSession.builder.master(master).appName(app)
-    for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
+    # Python tasks (XGBoost's training workers) run this interpreter, whose packages they
+    # need; on a cluster, the same path must exist on every worker (or set PYSPARK_PYTHON)
+    # (PySpark reads the variable when it makes the context; the setting is for spark-submit)
+    python = os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    for key, value in {**DEFAULT_CONF, "spark.pyspark.python": python,
+                       **(conf or {})}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
@@ -69,12 +81,62 @@ def spark_session(master: str = "local[2]", *, app: str = "vigil",
 @contextmanager
 def spark_job(master: str = "local[2]", *, conf: dict[str, str] | None = None
               ) -> Iterator[SparkSession]:
-    """A session for one job, stopped at the end."""
+    """A session for one job, stopped at the end; a session already running in this
+    process (a notebook's, a test's) is used as it is and left running."""
+    _pyspark()
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        yield active
+        return
     session = spark_session(master, conf=conf)
     try:
         yield session
     finally:
         session.stop()
+
+
+def read_dataset_spark(spark: SparkSession, folder: str | Path) -> tuple[DataFrame, DataFrame]:
+    """The payments (day partitions ``payments/date=YYYY-MM-DD/``) and labels of a dataset
+    folder, as Spark DataFrames. On a cluster the folder must be on a path every worker
+    reads (a shared file system, HDFS, S3)."""
+    folder = Path(folder)
+    if not (folder / "payments").is_dir() or not (folder / "labels.parquet").exists():
+        raise ConfigError(f"{folder}: not a dataset folder (payments/ and labels.parquet "
+                          "expected; `vigil simulate --out DIR` makes one)")
+    payments = spark.read.parquet(str((folder / "payments").resolve()))
+    if "date" in payments.columns:
+        payments = payments.drop("date")  # the partition column: ts says the same
+    labels = spark.read.parquet(str((folder / "labels.parquet").resolve()))
+    _check_spark_schema(payments, {"payment_id": "string", "ts": "timestamp"},
+                        str(folder / "payments"))
+    _check_spark_schema(labels, {"payment_id": "string", "is_fraud": "boolean",
+                                 "reported_at": "timestamp"}, str(folder / "labels.parquet"))
+    return payments, labels
+
+
+def _check_spark_schema(df: DataFrame, wanted: dict[str, str], source: str) -> None:
+    types = dict(df.dtypes)
+    for name, kind in wanted.items():
+        if name not in types:
+            raise SchemaError(f"missing required column '{name}'", source=source)
+        if not types[name].startswith(kind):
+            raise SchemaError(f"column '{name}' is {types[name]}, expected {kind}",
+                              source=source)
+
+
+def write_features_by_day(features: DataFrame, out: str | Path) -> Path:
+    """Write a feature DataFrame as day partitions ``out/date=YYYY-MM-DD/`` (Parquet, zstd),
+    replacing what was there."""
+    from pyspark.sql import functions as F
+
+    out = Path(out)
+    (features.withColumn("date", F.date_format("ts", "yyyy-MM-dd"))
+     .repartition("date").sortWithinPartitions("ts", "payment_id")
+     .write.mode("overwrite").option("compression", "zstd")
+     .partitionBy("date").parquet(str(out.resolve())))
+    return out
 
 
 # ----------------------------------------------------------------------- payment windows
