@@ -44,6 +44,9 @@ DEFAULT_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.driver.memory": "2g",
     "spark.ui.showConsoleProgress": "false",
+    # Parquet timestamps as UTC microseconds (Arrow, DuckDB and pandas read them as such),
+    # not Spark's legacy INT96
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }
 
 
