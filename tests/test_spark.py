@@ -24,8 +24,8 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from test_features_point_in_time import FEATURES, assert_tables_equal, event_streams
+
 from vigil._errors import ConfigError
 from vigil.cli import main
 from vigil.features import build_features, handbook_baseline, payments_default
@@ -35,8 +35,8 @@ if os.environ.get("VIGIL_REQUIRE_SPARK"):
 else:
     pytest.importorskip("pyspark", reason="PySpark is not installed (pip install 'vigil[spark]')")
 
-from vigil.features.offline import build_features_spark, spark_session  # noqa: E402
-from vigil.features.offline._spark import arrow_to_spark  # noqa: E402
+from vigil.features.offline import build_features_spark, spark_session
+from vigil.features.offline._spark import arrow_to_spark
 
 
 @pytest.fixture(scope="module")

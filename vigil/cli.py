@@ -818,6 +818,30 @@ def bench_serving(days: int, cards: int, seconds: float, concurrency: int,
     click.echo(serving_markdown(result))
 
 
+@bench.command("spark")
+@click.option("--preset", type=click.Choice(["small", "medium", "large"]), default="medium",
+              show_default=True, help="Realistic-world preset to simulate.")
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="A dataset folder to use instead of simulating one.")
+@click.option("--memory", default="8g", show_default=True,
+              help="Spark driver memory (the executor in local mode).")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("bench/results"), show_default=True)
+def bench_spark(preset: str, data: Path | None, memory: str, out_dir: Path) -> None:
+    """DuckDB against Spark local[1] and local[2]: the default features, end to end.
+
+    \b
+    Example:
+      vigil bench spark --preset medium
+      vigil bench spark --preset large --memory 12g
+    """
+    from vigil.bench._spark import run_spark_benchmark, spark_markdown
+
+    result = run_spark_benchmark(preset=preset, data=data, out_dir=out_dir, memory=memory,
+                                 progress=_Step())
+    click.echo(spark_markdown(result))
+
+
 @main.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("runs/demo"), show_default=True, help="Folder for every artifact.")
