@@ -825,9 +825,13 @@ def bench_serving(days: int, cards: int, seconds: float, concurrency: int,
               default=None, help="A dataset folder to use instead of simulating one.")
 @click.option("--memory", default="8g", show_default=True,
               help="Spark driver memory (the executor in local mode).")
+@click.option("--timeout", type=click.FloatRange(min=1), default=None,
+              help="Stop an engine that runs longer than this many seconds (recorded as "
+                   "not finished).")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("bench/results"), show_default=True)
-def bench_spark(preset: str, data: Path | None, memory: str, out_dir: Path) -> None:
+def bench_spark(preset: str, data: Path | None, memory: str, timeout: float | None,
+                out_dir: Path) -> None:
     """DuckDB against Spark local[1] and local[2]: the default features, end to end.
 
     \b
@@ -838,7 +842,7 @@ def bench_spark(preset: str, data: Path | None, memory: str, out_dir: Path) -> N
     from vigil.bench._spark import run_spark_benchmark, spark_markdown
 
     result = run_spark_benchmark(preset=preset, data=data, out_dir=out_dir, memory=memory,
-                                 progress=_Step())
+                                 timeout=timeout, progress=_Step())
     click.echo(spark_markdown(result))
 
 

@@ -97,8 +97,12 @@ def _same_features(duck: Path, spark_out: Path) -> dict[str, Any]:
 
 def run_spark_benchmark(*, preset: str = "medium", data: str | Path | None = None,
                         out_dir: str | Path = "bench/results", memory: str = "8g",
+                        timeout: float | None = None,
                         progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run the benchmark; write ``spark_PRESET.json`` and ``.md`` in ``out_dir``."""
+    """Run the benchmark; write ``spark_PRESET.json`` and ``.md`` in ``out_dir``.
+
+    An engine that runs past ``timeout`` seconds is stopped and recorded as not finished.
+    """
     say = progress or (lambda _m: None)
     with tempfile.TemporaryDirectory(prefix="vigil-bench-spark-") as tmp:
         work = Path(tmp)
@@ -118,20 +122,29 @@ def run_spark_benchmark(*, preset: str = "medium", data: str | Path | None = Non
             out = work / name.replace(" ", "_").replace("[", "").replace("]", "")
             out.mkdir()
             say(f"{name} ...")
-            proc = subprocess.run([sys.executable, "-m", "vigil.bench._spark", *args,
-                                   str(data), str(out), memory],
-                                  capture_output=True, text=True, check=False)
+            try:
+                proc = subprocess.run([sys.executable, "-m", "vigil.bench._spark", *args,
+                                       str(data), str(out), memory], capture_output=True,
+                                      text=True, check=False, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                runs[name] = {"finished": False, "timeout_s": timeout}
+                say(f"  stopped: not finished within {timeout:.0f} s")
+                continue
             if proc.returncode != 0:
                 raise RuntimeError(f"{name} failed:\n{proc.stderr[-3000:]}")
-            runs[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+            runs[name] = {"finished": True, **json.loads(proc.stdout.strip().splitlines()[-1])}
             runs[name]["output"] = str(out)
             say(f"  {runs[name]['seconds']:.1f} s, peak memory "
                 f"{runs[name]['peak_rss_mb']:,.0f} MB")
-        say("checking Spark's features equal DuckDB's")
-        check = _same_features(Path(runs["duckdb"]["output"]) / "features.parquet",
-                               Path(runs["spark local[2]"]["output"]) / "features")
+        spark_done = [n for n in ("spark local[2]", "spark local[1]")
+                      if runs[n].get("finished")]
+        check: dict[str, Any] = {"identical": None, "why": "no Spark run finished"}
+        if spark_done and runs["duckdb"].get("finished"):
+            say(f"checking {spark_done[0]}'s features equal DuckDB's")
+            check = _same_features(Path(runs["duckdb"]["output"]) / "features.parquet",
+                                   Path(runs[spark_done[0]]["output"]) / "features")
     for r in runs.values():
-        r.pop("output")
+        r.pop("output", None)
     result = {"machine": machine_info(), "preset": preset,
               "payments": runs["duckdb"]["payments"], "features": 40, "runs": runs,
               "spark_equals_duckdb": check}
@@ -144,22 +157,26 @@ def run_spark_benchmark(*, preset: str = "medium", data: str | Path | None = Non
 
 def spark_markdown(result: dict[str, Any]) -> str:
     runs = result["runs"]
-    duck = runs["duckdb"]["seconds"]
+    duck = runs["duckdb"].get("seconds", float("nan"))
     lines = [f"# DuckDB against Spark ({result['preset']} preset, "
              f"{result['payments']:,} payments, {result['features']} features)", "",
              f"Measured {machine_line(result['machine'])}.", "",
              "| engine | seconds (read, compute, write) | payments/s | time against DuckDB "
              "| peak memory |", "|---|---|---|---|---|"]
     for name, r in runs.items():
+        if not r.get("finished", True):
+            lines.append(f"| {name} | not finished in {r['timeout_s']:,.0f} s | | | |")
+            continue
         lines.append(f"| {name} | {r['seconds']:.1f} | {result['payments'] / r['seconds']:,.0f} "
                      f"| {r['seconds'] / duck:.1f}× | {r['peak_rss_mb']:,.0f} MB |")
-    one, two = runs["spark local[1]"]["job_s"], runs["spark local[2]"]["job_s"]
+    one, two = runs["spark local[1]"], runs["spark local[2]"]
+    if one.get("finished", True) and two.get("finished", True):
+        lines += ["", f"Spark from 1 to 2 cores: {one['job_s'] / two['job_s']:.2f}× faster (job "
+                      f"time, start-up excluded: {one['job_s']:.1f} s and {two['job_s']:.1f} s)."]
     check = result["spark_equals_duckdb"]
-    lines += ["", f"Spark from 1 to 2 cores: {one / two:.2f}× faster (job time, start-up "
-                  f"excluded: {one:.1f} s and {two:.1f} s).",
-              f"Spark's features equal DuckDB's: {'yes' if check['identical'] else 'NO'} "
-              f"(largest relative difference {check.get('max_relative_difference', 0):.1e}).",
-              ""]
+    verdict = {True: "yes", False: "NO", None: "not checked"}[check["identical"]]
+    lines += ["", f"Spark's features equal DuckDB's: {verdict} (largest relative difference "
+                  f"{check.get('max_relative_difference', 0):.1e}).", ""]
     return "\n".join(lines)
 
 
