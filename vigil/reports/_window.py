@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from vigil._errors import ConfigError
 from vigil.evaluation import labels_known_at
-from vigil.models import ModelBundle, risk_score
+from vigil.models import ModelBundle, feature_matrix, risk_score
 from vigil.pipeline import Prepared, test_rows
 
 AMOUNT_BANDS = (0.0, 10.0, 50.0, 200.0, 1000.0)
@@ -159,10 +159,7 @@ def scored_window(bundle: ModelBundle, prepared: Prepared, start: datetime, end:
                               known_since=known_since)
     rows = np.flatnonzero(mask)
     y = labels_known_at(prepared.payments.column("payment_id"), prepared.labels, None)[rows]
-    features = prepared.features.take(pa.array(rows))
-    from vigil.models import feature_matrix
-
-    X = feature_matrix(features, bundle.feature_names)
+    X = feature_matrix(prepared.features.take(pa.array(rows)), bundle.feature_names)
     probability = bundle.model.predict_proba(X)
     scenario = prepared.scenarios()
     groups, order = _segments(prepared, rows, segments)
