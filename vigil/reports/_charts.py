@@ -284,3 +284,45 @@ def label_delay_chart(delay_days: np.ndarray, coverage: Sequence[dict[str, Any]]
     ax.set_ylabel("share of eventual fraud known")
     ax.set_title("Label coverage at the training cutoff")
     return fig
+
+
+def cost_overlay_chart(curves: dict[str, dict[str, list[float]]], names: tuple[str, str],
+                       currencies: list[str]) -> Figure:
+    """Both models' net benefit curves (champion-challenger)."""
+    fig, ax = _fig(6.0, 3.6)
+    for i, (key, name) in enumerate((("a", names[0]), ("b", names[1]))):
+        c = curves[key]
+        wr = np.asarray(c["with_review"], dtype=float)
+        ax.plot(c["threshold"], np.where(np.isfinite(wr), wr, np.nan),
+                color=COLORS[i], label=f"{name}, with review")
+        ax.plot(c["threshold"], c["block_only"], color=COLORS[i], ls=":",
+                label=f"{name}, block only")
+    ax.axhline(0, color="#999", lw=0.8)
+    clip_losses(ax, [*curves["a"]["block_only"], *curves["b"]["block_only"]])
+    ax.set_xlabel("block threshold (block if risk score > N)")
+    currency = currencies[0] if len(currencies) == 1 else "mixed currencies"
+    ax.set_ylabel(f"net benefit ({currency})")
+    ax.set_title("Net benefit by threshold")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def recall_difference_chart(seg_rows: dict[str, list[dict[str, Any]]]) -> Figure:
+    """Recall B − A per segment with paired intervals (champion-challenger)."""
+    labels, diffs, lo, hi = [], [], [], []
+    for name, rows in seg_rows.items():
+        for r in rows:
+            labels.append(f"{name}: {r['group']} ({r['frauds']})")
+            diffs.append(r["diff"])
+            lo.append(r["diff"] - r["lo"])
+            hi.append(r["hi"] - r["diff"])
+    fig, ax = _fig(6.4, max(2.6, 0.24 * len(labels) + 0.9))
+    y = np.arange(len(labels))[::-1]
+    colors = [COLORS[1] if d > 0 else COLORS[0] for d in diffs]
+    ax.barh(y, diffs, color=colors, height=0.6)
+    ax.errorbar(diffs, y, xerr=[lo, hi], fmt="none", ecolor="#333", elinewidth=0.8, capsize=2)
+    ax.axvline(0, color="#222", lw=0.8)
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.set_xlabel("recall B − A at each model's 1 % FPR threshold (95 % paired interval)")
+    ax.set_title("Where each model wins (right: B, left: A)")
+    return fig

@@ -169,10 +169,11 @@ def build_comparison(bundle_a: ModelBundle, prepared_a: Prepared, bundle_b: Mode
                                                  (name_b, curves["b"]["roc"])])),
         "pr": figs.add("pr", charts.pr_chart([(name_a, curves["a"]["pr"]),
                                               (name_b, curves["b"]["pr"])], float(a.y.mean()))),
-        "cost": figs.add("cost", _cost_overlay(cost_curves, (name_a, name_b), a.currencies)),
+        "cost": figs.add("cost", charts.cost_overlay_chart(cost_curves, (name_a, name_b),
+                                                           a.currencies)),
     }
     if any(seg_rows.values()):
-        svg["segments"] = figs.add("segments", _diff_chart(seg_rows))
+        svg["segments"] = figs.add("segments", charts.recall_difference_chart(seg_rows))
     if scen_rows:
         ra = by_scenario(a, ta)
         rb = by_scenario(b, tb)
@@ -198,46 +199,6 @@ def verdict(doc: dict[str, Any]) -> str:
             f"(B − A {m['diff']:+.3f}, 95 % interval {m['lo']:+.3f} to {m['hi']:+.3f}); "
             f"net benefit at each model's best thresholds differs by "
             f"{doc['net_benefit_diff']:+,.0f}.")
-
-
-def _cost_overlay(curves: dict[str, dict[str, list[float]]], names: tuple[str, str],
-                  currencies: list[str]) -> Any:
-    fig, ax = charts._fig(6.0, 3.6)
-    for i, (key, name) in enumerate((("a", names[0]), ("b", names[1]))):
-        c = curves[key]
-        wr = np.asarray(c["with_review"], dtype=float)
-        ax.plot(c["threshold"], np.where(np.isfinite(wr), wr, np.nan),
-                color=charts.COLORS[i], label=f"{name}, with review")
-        ax.plot(c["threshold"], c["block_only"], color=charts.COLORS[i], ls=":",
-                label=f"{name}, block only")
-    ax.axhline(0, color="#999", lw=0.8)
-    charts.clip_losses(ax, [*curves["a"]["block_only"], *curves["b"]["block_only"]])
-    ax.set_xlabel("block threshold (block if risk score > N)")
-    currency = currencies[0] if len(currencies) == 1 else "mixed currencies"
-    ax.set_ylabel(f"net benefit ({currency})")
-    ax.set_title("Net benefit by threshold")
-    ax.legend(fontsize=7)
-    return fig
-
-
-def _diff_chart(seg_rows: dict[str, list[dict[str, Any]]]) -> Any:
-    labels, diffs, lo, hi = [], [], [], []
-    for name, rows in seg_rows.items():
-        for r in rows:
-            labels.append(f"{name}: {r['group']} ({r['frauds']})")
-            diffs.append(r["diff"])
-            lo.append(r["diff"] - r["lo"])
-            hi.append(r["hi"] - r["diff"])
-    fig, ax = charts._fig(6.4, max(2.6, 0.24 * len(labels) + 0.9))
-    y = np.arange(len(labels))[::-1]
-    colors = [charts.COLORS[1] if d > 0 else charts.COLORS[0] for d in diffs]
-    ax.barh(y, diffs, color=colors, height=0.6)
-    ax.errorbar(diffs, y, xerr=[lo, hi], fmt="none", ecolor="#333", elinewidth=0.8, capsize=2)
-    ax.axvline(0, color="#222", lw=0.8)
-    ax.set_yticks(y, labels, fontsize=7)
-    ax.set_xlabel("recall B − A at each model's 1 % FPR threshold (95 % paired interval)")
-    ax.set_title("Where each model wins (right: B, left: A)")
-    return fig
 
 
 _DIFF_COLUMNS = [Column("frauds", "frauds", fmt_int), Column("recall_a", "recall A", fmt_pct),
