@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import struct
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,16 +16,24 @@ from hypothesis import strategies as st
 
 import vigil
 from vigil.events import (
+    ACCOUNT_EVENT_SCHEMA,
+    ACCOUNT_SCHEMA,
+    FACE_EMBEDDING_DIM,
     HANDBOOK_SCENARIOS,
     LABEL_SCHEMA,
     PAYMENT_SCHEMA,
+    VERIFICATION_SCHEMA,
     EventData,
     load_dataset,
+    read_accounts,
     read_handbook,
     read_labels,
     read_payments,
+    validate_account_events,
+    validate_accounts,
     validate_labels,
     validate_payments,
+    validate_verification_sessions,
     write_dataset,
 )
 
@@ -158,6 +166,180 @@ def test_dataset_round_trip(tmp_path, dataset):
     assert loaded.fingerprint() == dataset.fingerprint()
 
 
+def test_a_folder_without_identity_tables_loads_without_them(tmp_path, dataset):
+    loaded = load_dataset(write_dataset(dataset, tmp_path / "world"))
+    assert loaded.accounts is None and loaded.account_events is None
+    assert loaded.verification_sessions is None and loaded.identity_truth is None
+    assert not any((tmp_path / "world").glob("account*"))
+    # payments without the newer columns get them as nulls
+    assert loaded.payments.column("account_id").null_count == 4
+    assert loaded.payments.column("status").null_count == 4
+
+
+SHA = "ab" * 32
+UNIT = [1.0] + [0.0] * (FACE_EMBEDDING_DIM - 1)
+
+
+def account_rows() -> list[dict]:
+    return [{"account_id": f"a{i}", "customer_id": f"u{i}", "created_at": T0 - timedelta(days=9),
+             "email": f"u{i}@example.com", "name": f"Anna Test{i}",
+             "date_of_birth": date(1980 + i, 2, 3), "country": "DE", "address_hash": SHA,
+             "device_id": "d1", "ip": "10.0.0.1", "ip_country": "DE"} for i in range(2)]
+
+
+def event_rows() -> list[dict]:
+    return [
+        {"event_id": "e0", "account_id": "a0", "ts": T0 - timedelta(minutes=5), "kind": "login",
+         "success": True, "device_id": "d1", "ip": "10.0.0.1", "ip_country": "DE",
+         "email": None},
+        {"event_id": "e1", "account_id": "a0", "ts": T0 - timedelta(minutes=4),
+         "kind": "email_change", "success": True, "device_id": "d1", "ip": "10.0.0.1",
+         "ip_country": "DE", "email": "new@example.com"},
+        {"event_id": "e2", "account_id": "a1", "ts": T0, "kind": "login", "success": False,
+         "device_id": "d2", "ip": "10.0.0.2", "ip_country": "FR", "email": None},
+    ]
+
+
+def session_rows() -> list[dict]:
+    return [{"session_id": "s0", "account_id": "a1", "created_at": T0 - timedelta(days=9),
+             "reason": "signup", "document_type": "id_card", "issuing_country": "DE",
+             "document_number_hash": SHA, "claimed_name": "Anna Test1",
+             "claimed_date_of_birth": date(1981, 2, 3), "document_name": "Anna Test1",
+             "document_date_of_birth": date(1981, 2, 3), "document_expiry": date(2030, 1, 1),
+             "face_match_score": 0.93, "liveness_score": 0.97, "liveness_passed": True,
+             "face_embedding": UNIT, "device_id": "d1", "ip": "10.0.0.1",
+             "ip_country": "DE"}]
+
+
+@pytest.fixture
+def identity_dataset(dataset) -> EventData:
+    """The small dataset, its payments made through two accounts, with their events."""
+    payments = dataset.payments.set_column(
+        dataset.payments.column_names.index("account_id"), "account_id",
+        pa.array(["a0", None, "a1", "a0"]))
+    truth = pa.table({"table_name": ["accounts", "accounts"], "record_id": ["a0", "a1"],
+                      "is_fraud": [False, True], "scenario": ["legit", "ring"],
+                      "incident": [None, 0]})
+    return EventData(
+        payments=payments, labels=dataset.labels, truth=dataset.truth, info={"seed": 7},
+        accounts=validate_accounts(pa.Table.from_pylist(account_rows())),
+        account_events=validate_account_events(pa.Table.from_pylist(event_rows())),
+        verification_sessions=validate_verification_sessions(
+            pa.Table.from_pylist(session_rows())),
+        identity_truth=truth)
+
+
+def test_identity_tables_round_trip(tmp_path, identity_dataset):
+    folder = write_dataset(identity_dataset, tmp_path / "world")
+    loaded = load_dataset(folder)
+    for name, schema in (("accounts", ACCOUNT_SCHEMA), ("account_events", ACCOUNT_EVENT_SCHEMA),
+                         ("verification_sessions", VERIFICATION_SCHEMA)):
+        table = getattr(loaded, name)
+        assert table.schema.equals(schema), name
+        assert table.equals(getattr(identity_dataset, name)), name
+    assert loaded.identity_truth.column("incident").to_pylist() == [None, 0]
+    assert loaded.info == {"seed": 7, "payments": 4, "labels": 4, "accounts": 2,
+                           "account_events": 3, "verification_sessions": 1,
+                           "identity_truth": 2}
+    embedding = loaded.verification_sessions.column("face_embedding")
+    assert embedding.type == pa.list_(pa.float32(), FACE_EMBEDDING_DIM)
+
+
+def test_accounts_read_from_csv(tmp_path):
+    path = write_rows(account_rows(), tmp_path / "accounts.csv")
+    table = read_accounts(path)
+    assert table.schema.equals(ACCOUNT_SCHEMA)
+    assert table.column("date_of_birth").to_pylist() == [date(1980, 2, 3), date(1981, 2, 3)]
+
+
+def _identity_rows(table: str, index: int, **values) -> list[dict]:
+    rows = {"accounts": account_rows, "account_events": event_rows,
+            "verification_sessions": session_rows}[table]()
+    rows[index].update(values)
+    return rows
+
+
+# (name, table, rows, 1-based row, column, message fragment)
+IDENTITY_CASES = [
+    ("bad event kind", "account_events", _identity_rows("account_events", 2, kind="logout"), 3,
+     "kind", "kind must be one of login, email_change, password_change"),
+    ("e-mail change without the address", "account_events",
+     _identity_rows("account_events", 1, email=None), 2, "email",
+     "an email_change that succeeded must give the new address"),
+    ("duplicate event id", "account_events", _identity_rows("account_events", 2, event_id="e0"),
+     3, "event_id", "'e0' appears more than once"),
+    ("bad country", "accounts", _identity_rows("accounts", 1, country="Germany"), 2, "country",
+     "must be an ISO 3166-1 alpha-2 country code"),
+    ("address not hashed", "accounts", _identity_rows("accounts", 0, address_hash="Main St 1"),
+     1, "address_hash", "must be a SHA-256 hash"),
+    ("not a date", "accounts", _identity_rows("accounts", 1, date_of_birth="03/02/1981"), 2,
+     "date_of_birth", "'03/02/1981' is not a date; use YYYY-MM-DD"),
+    ("score above 1", "verification_sessions",
+     _identity_rows("verification_sessions", 0, face_match_score=1.7), 1, "face_match_score",
+     "a score must be a number from 0 to 1"),
+    ("bad reason", "verification_sessions",
+     _identity_rows("verification_sessions", 0, reason="random"), 1, "reason",
+     "reason must be one of signup, step_up"),
+    ("short embedding", "verification_sessions",
+     _identity_rows("verification_sessions", 0, face_embedding=[1.0, 0.0]), 1,
+     "face_embedding", f"expected a list of {FACE_EMBEDDING_DIM} numbers, found 2"),
+    ("embedding not unit", "verification_sessions",
+     _identity_rows("verification_sessions", 0, face_embedding=[2.0] * FACE_EMBEDDING_DIM), 1,
+     "face_embedding", "a face embedding must have unit length"),
+]
+
+
+@pytest.mark.parametrize(("table", "rows", "row", "column", "fragment"),
+                         [c[1:] for c in IDENTITY_CASES], ids=[c[0] for c in IDENTITY_CASES])
+def test_bad_identity_tables(tmp_path, identity_dataset, table, rows, row, column, fragment):
+    folder = write_dataset(identity_dataset, tmp_path / "world")
+    types = {"date_of_birth": pa.string()} if "not a date" in fragment else None
+    path = write_rows(rows, folder / f"{table}.parquet", types)
+    with pytest.raises(vigil.SchemaError) as info:
+        load_dataset(folder)
+    assert str(info.value).startswith(f"{path}, row {row}, column '{column}': "), info.value
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(("table", "change", "row", "column", "fragment"), [
+    ("account_events", {"account_id": "a9"}, 3, "account_id",
+     "'a9' is not the id of any account"),
+    ("account_events", {"ts": T0 - timedelta(days=30)}, 3, "ts",
+     "is earlier than the account's creation"),
+    ("verification_sessions", {"account_id": "zz"}, 1, "account_id",
+     "'zz' is not the id of any account"),
+])
+def test_identity_tables_must_refer_to_accounts(tmp_path, identity_dataset, table, change,
+                                                row, column, fragment):
+    folder = write_dataset(identity_dataset, tmp_path / "world")
+    rows = _identity_rows(table, row - 1, **change)
+    path = write_rows(rows, folder / f"{table}.parquet")
+    with pytest.raises(vigil.SchemaError) as info:
+        load_dataset(folder)
+    assert str(info.value).startswith(f"{path}, row {row}, column '{column}': ")
+    assert fragment in str(info.value)
+
+
+def test_payments_must_refer_to_accounts(tmp_path, identity_dataset):
+    folder = write_dataset(identity_dataset, tmp_path / "world")
+    pq.write_table(validate_accounts(pa.Table.from_pylist(account_rows()[:1])),
+                   folder / "accounts.parquet")
+    pq.write_table(validate_verification_sessions(pa.Table.from_pylist(session_rows())).slice(
+        0, 0), folder / "verification_sessions.parquet")
+    (folder / "account_events.parquet").unlink()
+    with pytest.raises(vigil.SchemaError, match=r"payments, row 3, column 'account_id': 'a1' "
+                       r"is not the id of any account"):
+        load_dataset(folder)
+
+
+def test_account_events_need_the_accounts(tmp_path, identity_dataset):
+    folder = write_dataset(identity_dataset, tmp_path / "world")
+    (folder / "accounts.parquet").unlink()
+    with pytest.raises(vigil.DataFileError, match=r"account_events\.parquet refers to "
+                       r"accounts, but .*accounts\.parquet is missing"):
+        load_dataset(folder)
+
+
 def test_dataset_partitions_by_day_in_time_order(tmp_path):
     rows = payment_rows(3)
     rows[0]["ts"] = T0 + timedelta(days=2)  # out of order on purpose
@@ -229,6 +411,12 @@ def _set(rows: list[dict], index: int, **values) -> list[dict]:
     return rows
 
 
+def _every(rows: list[dict], **values) -> list[dict]:
+    for r in rows:
+        r.update(values)
+    return rows
+
+
 def _drop(rows: list[dict], column: str) -> list[dict]:
     for r in rows:
         del r[column]
@@ -266,6 +454,9 @@ PAYMENT_CASES = [
      "'p1' appears more than once; ids must be unique"),
     ("null card", _set(payment_rows(), 1, card_id=None), {"card_id": pa.string()}, 2, "card_id",
      "value is missing (null)"),
+    ("bad status", _set(_every(payment_rows(), status="authorized"), 2, status="refused"),
+     None, 3, "status",
+     "status must be one of authorized, declined"),
 ]
 
 

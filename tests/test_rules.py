@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from vigil._errors import DefinitionError, SchemaError, VigilError
 from vigil.cli import main
-from vigil.events import LABEL_SCHEMA, PAYMENT_COLUMNS
+from vigil.events import LABEL_SCHEMA, OUTCOME_COLUMNS, PAYMENT_COLUMNS
 from vigil.features import handbook_baseline, payments_default
 from vigil.rules import (
     ACTION_ORDER,
@@ -609,9 +609,10 @@ def test_backtest_input_errors(history, labels, lists):
 def test_payment_attributes():
     attrs = payment_attributes(handbook_baseline())
     for column in PAYMENT_COLUMNS:
-        if column.name != "ts":
+        if column.name != "ts" and column.name not in OUTCOME_COLUMNS:
             assert attrs[column.name] == ("number" if column.name == "amount" else "string")
     assert "ts" not in attrs
+    assert "status" not in attrs  # the issuer answers after the rules have decided
     assert all(attrs[name] == "number" for name in handbook_baseline().names)
     assert (attrs["risk_score"], attrs["risk_level"]) == ("number", "string")
     assert set(payment_attributes()) == set(attrs) - set(handbook_baseline().names) | {

@@ -1,4 +1,5 @@
-"""The realistic world: determinism, schemas, identities, each fraud's signature, late labels.
+"""The realistic world: determinism, schemas, identities, accounts, each fraud's signature,
+late labels.
 
 One module-wide world (1,500 customers, eight weeks, every fraud at a raised rate) carries the
 signature tests, so each scenario leaves enough payments to measure; the whole file runs in
@@ -17,14 +18,21 @@ import pytest
 from vigil import ConfigError
 from vigil.events import (
     EventData,
+    check_accounts_refer,
     check_labels_refer,
+    validate_account_events,
+    validate_accounts,
+    validate_identity_truth,
     validate_labels,
     validate_payments,
     validate_truth,
+    validate_verification_sessions,
+    write_dataset,
 )
 from vigil.features import build_features, payments_default
 from vigil.simulate import RealisticWorld, WorldSimulator
 from vigil.simulate.realistic import (
+    AccountModel,
     AccountTakeover,
     AdaptiveFraud,
     CardTesting,
@@ -32,6 +40,7 @@ from vigil.simulate.realistic import (
     FriendlyFraud,
     LabelModel,
     StolenCardCNP,
+    SyntheticIdentityRing,
     default_scenarios,
 )
 
@@ -41,10 +50,11 @@ SHIFT_DAY = 28
 DAY = pd.Timedelta(days=1)
 
 
-def raised_rates() -> list:
+def raised_rates(ring_rate: float = 0.5) -> list:
     return [StolenCardCNP(rate=1e-3), CardTesting(rate=4.0), AccountTakeover(rate=5e-4),
             CompromisedTerminal(rate=4e-4), FriendlyFraud(rate=5e-3),
-            AdaptiveFraud(rate=1e-3, shift_day=SHIFT_DAY)]
+            AdaptiveFraud(rate=1e-3, shift_day=SHIFT_DAY),
+            SyntheticIdentityRing(rate=ring_rate)]
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +78,33 @@ def frame(data: EventData) -> pd.DataFrame:
     return df
 
 
+def _with_truth(data: EventData, table: str, key: str) -> pd.DataFrame:
+    df = getattr(data, table).to_pandas()
+    truth = data.identity_truth.to_pandas()
+    truth = truth[truth["table_name"] == table].set_index("record_id")
+    for column in ("scenario", "is_fraud", "incident"):
+        df[column] = df[key].map(truth[column])
+    return df
+
+
+@pytest.fixture(scope="module")
+def accounts(data: EventData) -> pd.DataFrame:
+    """Accounts with their truth (scenario, is_fraud, incident)."""
+    return _with_truth(data, "accounts", "account_id")
+
+
+@pytest.fixture(scope="module")
+def events(data: EventData) -> pd.DataFrame:
+    """Account events with their truth."""
+    return _with_truth(data, "account_events", "event_id")
+
+
+@pytest.fixture(scope="module")
+def sessions(data: EventData) -> pd.DataFrame:
+    """Verification sessions with their truth."""
+    return _with_truth(data, "verification_sessions", "session_id")
+
+
 def tiny(**params) -> RealisticWorld:
     return RealisticWorld(**{"n_customers": 300, "n_merchants": 120, **params})
 
@@ -82,13 +119,29 @@ def test_is_a_world_simulator_with_params() -> None:
     assert repr(world) == "RealisticWorld(n_customers=300, n_merchants=120)"
 
 
-def test_same_seed_same_tables_other_seed_differs() -> None:
-    a = tiny().simulate(14, start=START, seed=1)
-    b = tiny().simulate(14, start=START, seed=1)
-    c = tiny().simulate(14, start=START, seed=2)
+IDENTITY_TABLES = ("accounts", "account_events", "verification_sessions", "identity_truth")
+
+
+def test_same_seed_same_tables_and_files_other_seed_differs(tmp_path) -> None:
+    world = tiny(scenarios=raised_rates(ring_rate=3.0))  # rings even in a tiny world
+    a = world.simulate(21, start=START, seed=1)
+    b = world.simulate(21, start=START, seed=1)
+    c = world.simulate(21, start=START, seed=2)
     assert a.fingerprint() == b.fingerprint()
     assert a.truth.equals(b.truth)
+    for name in IDENTITY_TABLES:
+        assert getattr(a, name).equals(getattr(b, name)), name
+    assert a.info["identity"]["accounts_by_scenario"]["synthetic_identity_ring"] > 0
     assert a.fingerprint() != c.fingerprint()
+    assert not a.accounts.equals(c.accounts)
+    write_dataset(a, tmp_path / "a")
+    write_dataset(b, tmp_path / "b")
+    files = sorted(f.relative_to(tmp_path / "a") for f in (tmp_path / "a").rglob("*")
+                   if f.is_file())
+    assert {"accounts.parquet", "account_events.parquet", "verification_sessions.parquet",
+            "identity_truth.parquet", "truth.parquet"} <= {str(f) for f in files}
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
 
 
 def test_tables_follow_the_schemas(data: EventData) -> None:
@@ -99,6 +152,33 @@ def test_tables_follow_the_schemas(data: EventData) -> None:
     assert data.payments.num_rows == data.truth.num_rows == data.info["payments"]
     ts = data.payments.column("ts").to_numpy()
     assert (np.diff(ts.astype("int64")) >= 0).all()  # in time order
+    validate_accounts(data.accounts)
+    validate_account_events(data.account_events)
+    validate_verification_sessions(data.verification_sessions)
+    validate_identity_truth(data.identity_truth)
+    check_accounts_refer(data.accounts, data.payments, "payments", "ts")
+    check_accounts_refer(data.accounts, data.account_events, "account_events", "ts")
+    check_accounts_refer(data.accounts, data.verification_sessions, "sessions", "created_at")
+    for table, time_column in (("account_events", "ts"),
+                               ("verification_sessions", "created_at")):
+        ts = getattr(data, table).column(time_column).to_numpy().astype("int64")
+        assert (np.diff(ts) >= 0).all(), table  # in time order, ids in that order
+    assert (data.info["accounts"], data.info["account_events"],
+            data.info["verification_sessions"]) == (
+        data.accounts.num_rows, data.account_events.num_rows,
+        data.verification_sessions.num_rows)
+
+
+def test_identity_truth_covers_every_row_once(data: EventData) -> None:
+    truth = data.identity_truth.to_pandas()
+    for table, key in (("accounts", "account_id"), ("account_events", "event_id"),
+                       ("verification_sessions", "session_id")):
+        ids = truth.loc[truth["table_name"] == table, "record_id"]
+        assert ids.tolist() == getattr(data, table).column(key).to_pylist(), table
+    legit = truth["scenario"] == "legit"
+    assert not truth.loc[legit, "is_fraud"].any()
+    assert truth.loc[legit, "incident"].isna().all()
+    assert truth.loc[~legit, "incident"].notna().all()
 
 
 def test_optional_columns_filled_by_channel(frame: pd.DataFrame) -> None:
@@ -113,18 +193,30 @@ def test_optional_columns_filled_by_channel(frame: pd.DataFrame) -> None:
         assert frame[col].notna().all()
 
 
-def test_seeded_scenario_off_leaves_legit_payments_alone() -> None:
-    full = tiny(scenarios=raised_rates()).simulate(21, start=START, seed=4)
-    off = tiny(scenarios=[StolenCardCNP(rate=0.0), *raised_rates()[1:]]).simulate(
-        21, start=START, seed=4)
+@pytest.mark.parametrize("index", [0, 2, 6], ids=["stolen_card_cnp", "account_takeover",
+                                                   "synthetic_identity_ring"])
+def test_seeded_scenario_off_leaves_everything_else_alone(index: int) -> None:
+    scenarios = raised_rates(ring_rate=3.0)
+    name = scenarios[index].name
+    scenarios[index] = type(scenarios[index])(rate=0.0)
+    full = tiny(scenarios=raised_rates(ring_rate=3.0)).simulate(35, start=START, seed=4)
+    off = tiny(scenarios=scenarios).simulate(35, start=START, seed=4)
 
-    def others(d: EventData) -> pd.DataFrame:
-        df = d.payments.to_pandas()
-        df = df[d.truth.column("scenario").to_numpy(zero_copy_only=False) != "stolen_card_cnp"]
-        return df.drop(columns="payment_id").reset_index(drop=True)
+    def others(d: EventData, table: str, key: str) -> pd.DataFrame:
+        df = getattr(d, table).to_pandas()
+        if table == "payments":
+            scenario = d.truth.column("scenario").to_numpy(zero_copy_only=False)
+        else:
+            truth = d.identity_truth.to_pandas()
+            scenario = truth.loc[truth["table_name"] == table, "scenario"].to_numpy()
+        df = df[scenario != name]
+        return df.drop(columns=key).reset_index(drop=True)
 
-    assert off.info["scenarios"]["stolen_card_cnp"] == 0
-    pd.testing.assert_frame_equal(others(full), others(off))
+    assert full.info["scenarios"][name] > 0 and off.info["scenarios"][name] == 0
+    for table, key in (("payments", "payment_id"), ("accounts", "account_id"),
+                       ("account_events", "event_id"), ("verification_sessions", "session_id")):
+        pd.testing.assert_frame_equal(others(full, table, key), others(off, table, key),
+                                      obj=table)
 
 
 # -- legitimate behaviour -------------------------------------------------------------------------
@@ -159,6 +251,88 @@ def test_new_customers_and_replaced_cards(frame: pd.DataFrame, data: EventData) 
     assert (first_day > 14).sum() > 20  # accounts keep opening
     assert (legit.groupby("customer_id")["card_id"].nunique() == 2).sum() > 5
     assert data.info["entities"]["replaced_cards"] > 5
+
+
+def test_every_customer_has_an_account_used_online(frame: pd.DataFrame, data: EventData,
+                                                   accounts: pd.DataFrame) -> None:
+    real = accounts[accounts["scenario"] == "legit"]
+    assert len(real) == data.info["entities"]["customers"]
+    assert (real["account_id"].str[2:] == real["customer_id"].str[2:]).all()
+    assert (real["created_at"] < pd.Timestamp(START)).mean() > 0.7  # most opened long ago
+    legit = frame[frame["scenario"] == "legit"]
+    online = legit["channel"] == "card_not_present"
+    assert legit.loc[~online, "account_id"].isna().all()  # in person: a card, no account
+    through = legit.loc[online, "account_id"].notna().mean()
+    assert 0.6 < through < 0.9  # the rest are guest checkouts
+    owner = dict(zip(real["account_id"], real["customer_id"], strict=True))
+    paid = legit[legit["account_id"].notna()]
+    assert (paid["account_id"].map(owner) == paid["customer_id"]).all()
+
+
+def test_legit_account_payments_follow_a_login_from_the_same_device(
+        frame: pd.DataFrame, events: pd.DataFrame) -> None:
+    paid = frame[(frame["scenario"] == "legit") & frame["account_id"].notna()]
+    logins = events[(events["scenario"] == "legit") & (events["kind"] == "login")
+                    & events["success"]]
+    joined = pd.merge_asof(
+        paid.sort_values("ts")[["ts", "account_id", "device_id"]],
+        logins.sort_values("ts")[["ts", "account_id", "device_id"]].rename(
+            columns={"ts": "login_ts"}),
+        left_on="ts", right_on="login_ts", by=["account_id", "device_id"])
+    gap = joined["ts"] - joined["login_ts"]
+    assert (gap < pd.Timedelta(days=3)).mean() > 0.99
+    # not one login per payment: a session of payments follows one login
+    sessions = joined.drop_duplicates(["account_id", "device_id", "login_ts"])
+    assert len(sessions) < 0.97 * len(paid)
+
+
+def test_legit_logins_from_own_devices_and_lines(events: pd.DataFrame,
+                                                 world: RealisticWorld) -> None:
+    legit = events[events["scenario"] == "legit"]
+    fraud_devices = set(world.devices_.filter(world.devices_["fraud_pool"])
+                        .column("device_id").to_pylist())
+    assert not legit["device_id"].isin(fraud_devices).any()
+    kind = dict(zip(world.ips_.column("ip").to_pylist(), world.ips_.column("kind").to_pylist(),
+                    strict=True))
+    assert set(legit["ip"].map(kind)) <= {"broadband", "carrier_nat", "residential"}
+    logins = legit[legit["kind"] == "login"]
+    assert 0.01 < 1 - logins["success"].mean() < 0.06  # a mistyped password now and then
+    assert (legit["kind"] == "password_change").sum() > 10
+    assert legit["ts"].min() >= pd.Timestamp(START)
+
+
+def test_a_new_email_shows_on_later_payments(frame: pd.DataFrame, events: pd.DataFrame
+                                             ) -> None:
+    changes = events[(events["scenario"] == "legit") & (events["kind"] == "email_change")]
+    assert len(changes) > 3
+    legit = frame[frame["scenario"] == "legit"]
+    for account, ts, email in changes[["account_id", "ts", "email"]].itertuples(index=False):
+        customer = "cu" + account[2:]
+        paid = legit[(legit["customer_id"] == customer) & legit["email"].notna()]
+        assert (paid.loc[paid["ts"] > ts, "email"] == email).all()
+        assert not (paid.loc[paid["ts"] < ts, "email"] == email).any()
+
+
+def test_genuine_verification_sessions(sessions: pd.DataFrame, accounts: pd.DataFrame) -> None:
+    real = sessions[sessions["scenario"] == "legit"]
+    assert set(real["reason"]) == {"signup", "step_up"}
+    assert set(real["document_type"]) == {"passport", "id_card", "driving_license"}
+    same_name = (real["claimed_name"] == real["document_name"]).mean()
+    assert 0.9 < same_name < 1.0  # OCR misreads a letter now and then
+    assert (real["claimed_date_of_birth"] == real["document_date_of_birth"]).all()
+    assert real["face_match_score"].median() > 0.9
+    assert 0.95 < real["liveness_passed"].mean() < 1.0  # rare genuine failures
+    assert (real["face_match_score"] < 0.6).any()
+    name = dict(zip(accounts["account_id"], accounts["name"], strict=True))
+    assert (real["claimed_name"] == real["account_id"].map(name)).all()
+    faces = np.stack(real["face_embedding"].to_numpy())
+    assert np.allclose(np.linalg.norm(faces, axis=1), 1.0, atol=1e-4)
+    # the same person's selfies agree, different people's do not
+    cosine = faces @ faces.T
+    same = real["account_id"].to_numpy()[:, None] == real["account_id"].to_numpy()[None, :]
+    off_diagonal = ~np.eye(len(real), dtype=bool)
+    assert cosine[same & off_diagonal].min() > 0.9
+    assert cosine[~same].max() < 0.8
 
 
 # -- fraud signatures -----------------------------------------------------------------------------
@@ -209,21 +383,97 @@ def test_stolen_card_new_device_and_foreign_or_proxy_ip(frame: pd.DataFrame,
     assert stolen["email"].str.contains(".q").all()  # from the fraudsters' pool
 
 
-def test_account_takeover_new_email_and_device_at_own_shops(frame: pd.DataFrame) -> None:
-    online = frame[frame["channel"] == "card_not_present"]
-    legit = online[online["scenario"] == "legit"]
-    usual_email = legit.groupby("customer_id")["email"].agg(lambda s: s.mode()[0])
-    ato = online[online["scenario"] == "account_takeover"]
-    assert len(ato) > 10
-    assert (ato["email"] != ato["customer_id"].map(usual_email)).all()
-    assert (legit["email"] == legit["customer_id"].map(usual_email)).all()
-    seen = set(zip(legit["customer_id"], legit["device_id"], strict=True))
-    assert not any((c, d) in seen for c, d in zip(ato["customer_id"], ato["device_id"],
-                                                   strict=True))
-    shops = set(zip(legit["customer_id"], legit["merchant_id"], strict=True))
-    at_own = [(c, m) in shops for c, m in zip(ato["customer_id"], ato["merchant_id"],
+def test_account_takeover_new_device_login_then_change_then_spending(
+        frame: pd.DataFrame, events: pd.DataFrame) -> None:
+    ato = frame[frame["scenario"] == "account_takeover"]
+    assert ato["account_id"].nunique() > 20
+    assert ato["account_id"].notna().all()  # spent through the account
+    legit_events = events[events["scenario"] == "legit"]
+    legit = frame[frame["scenario"] == "legit"]
+    checked = 0
+    for account, spent in ato.groupby("account_id"):
+        first, device = spent["ts"].min(), spent["device_id"].iloc[0]
+        assert (spent["device_id"] == device).all()
+        # a device the account never used before (to log in, sign up or pay)
+        before = set(legit_events.loc[(legit_events["account_id"] == account)
+                                      & (legit_events["ts"] < first), "device_id"])
+        before |= set(legit.loc[(legit["account_id"] == account) & (legit["ts"] < first),
+                                "device_id"])
+        assert device not in before
+        mine = events[(events["account_id"] == account) & (events["device_id"] == device)]
+        login = mine[(mine["kind"] == "login") & mine["success"] & (mine["ts"] < first)]
+        assert len(login), account
+        logged_in = login["ts"].max()
+        change = mine[mine["kind"].isin(["email_change", "password_change"])]
+        assert ((change["ts"] > logged_in) & (change["ts"] < first)).any(), account
+        assert first - logged_in < pd.Timedelta(hours=1)
+        assert spent["ts"].max() - logged_in < pd.Timedelta(hours=36)
+        new_email = change.loc[change["kind"] == "email_change", "email"]
+        if len(new_email):  # the fraudster's address, on their payments too
+            assert set(spent["email"]) == set(new_email)
+        checked += 1
+    assert checked > 20
+    # the customer gets back in: a failed login, a new password, their e-mail back
+    recovery = events[(events["scenario"] == "account_takeover") & ~events["is_fraud"]]
+    assert len(recovery) > 10
+    assert set(recovery["kind"]) == {"login", "password_change", "email_change"}
+    assert not recovery.loc[recovery["kind"] == "login", "success"].any()
+    # and the takeover happens at the customer's own online shops
+    shops = set(zip(legit["account_id"], legit["merchant_id"], strict=True))
+    at_own = [(a, m) in shops for a, m in zip(ato["account_id"], ato["merchant_id"],
                                               strict=True)]
     assert np.mean(at_own) > 0.5
+
+
+def test_synthetic_identity_ring_reused_faces_shared_devices_then_bust_out(
+        frame: pd.DataFrame, data: EventData, accounts: pd.DataFrame, events: pd.DataFrame,
+        sessions: pd.DataFrame) -> None:
+    ring_accounts = accounts[accounts["scenario"] == "synthetic_identity_ring"]
+    assert ring_accounts["is_fraud"].all() and ring_accounts["incident"].nunique() >= 3
+    # one face under three or more names; a real person's face under one
+    faces = np.stack(sessions["face_embedding"].to_numpy())
+    same_face = (faces @ faces.T) > 0.9
+    names = sessions["claimed_name"].to_numpy()
+    per_face = np.array([len(set(names[row])) for row in same_face])
+    ring = (sessions["scenario"] == "synthetic_identity_ring").to_numpy()
+    assert ring.sum() > 10
+    assert per_face[ring].max() >= 3 and np.median(per_face[ring]) >= 3
+    assert per_face[~ring].max() == 1
+    # forged documents: names or dates of birth that do not match, numbers used twice
+    forged = sessions[ring]
+    assert (forged["claimed_name"] != forged["document_name"]).mean() > 0.3
+    assert (forged["claimed_date_of_birth"] != forged["document_date_of_birth"]).mean() > 0.3
+    assert forged["document_number_hash"].duplicated().any()
+    assert forged.groupby(sessions.loc[ring, "incident"])["document_expiry"].nunique().max() == 1
+    # devices and addresses shared by many of the ring's accounts
+    used = pd.concat([accounts[["account_id", "device_id"]],
+                      events[["account_id", "device_id"]]]).drop_duplicates()
+    is_ring = used["account_id"].isin(ring_accounts["account_id"])
+    per_device = used.groupby("device_id")["account_id"].nunique()
+    ring_devices = per_device[per_device.index.isin(used.loc[is_ring, "device_id"])]
+    legit_devices = per_device[~per_device.index.isin(used.loc[is_ring, "device_id"])]
+    assert (ring_devices >= 5).mean() > 0.5 > 0.05 > (legit_devices >= 5).mean()
+    per_address = ring_accounts.groupby("address_hash")["account_id"].nunique()
+    assert per_address.max() >= 5
+    # weeks of small payments nobody reports, then the bust-out within hours, reported
+    paid = frame[frame["scenario"] == "synthetic_identity_ring"]
+    assert paid["is_fraud"].all() and paid["account_id"].isin(ring_accounts["account_id"]).all()
+    labelled = paid["payment_id"].isin(data.labels.column("payment_id").to_pylist())
+    small, large = paid[paid["amount"] < 100], paid[paid["amount"] >= 200]
+    assert len(small) > 50 and len(large) > 50
+    assert not labelled[paid["amount"] < 100].any() and labelled[paid["amount"] >= 200].any()
+    spans = large.groupby("account_id")["ts"].agg(lambda t: t.max() - t.min())
+    assert (spans <= pd.Timedelta(hours=36)).all()
+    weeks = small.groupby("account_id")["ts"].agg(lambda t: t.max() - t.min())
+    assert weeks.median() > pd.Timedelta(days=14)
+
+
+def test_card_testing_is_mostly_declined(frame: pd.DataFrame) -> None:
+    declined = frame["status"] == "declined"
+    assert set(frame["status"]) == {"authorized", "declined"}
+    tested = declined[frame["scenario"] == "card_testing"].mean()
+    legit = declined[frame["scenario"] == "legit"].mean()
+    assert tested > 0.7 > 0.05 > legit > 0.005
 
 
 def test_compromised_terminal_fraud_concentrated(frame: pd.DataFrame, data: EventData) -> None:
@@ -322,6 +572,13 @@ def test_presets() -> None:
     ({"scenarios": [CardTesting(), CardTesting()]}, "two scenarios are named 'card_testing'"),
     ({"scenarios": [StolenCardCNP(rate=-1.0)]}, "StolenCardCNP.rate must be a finite number"),
     ({"labels": LabelModel(report_share=1.5)}, "LabelModel.report_share must be"),
+    ({"decline_share": 1.5}, "decline_share must be a finite number >= 0.0 and <= 1.0"),
+    ({"accounts": AccountModel(guest_share=2.0)}, "AccountModel.guest_share must be"),
+    ({"accounts": "many"}, "accounts must be an AccountModel or None"),
+    ({"scenarios": [SyntheticIdentityRing(verified_share=-0.1)]},
+     "SyntheticIdentityRing.verified_share must be a finite number"),
+    ({"scenarios": [AccountTakeover(email_change_share=3)]},
+     "AccountTakeover.email_change_share must be"),
 ])
 def test_bad_settings_say_what_to_do(params: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

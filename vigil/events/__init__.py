@@ -1,4 +1,8 @@
-"""Events: typed schemas, validation with precise errors, Parquet/CSV I/O, dataset adapters."""
+"""Events: typed schemas, validation with precise errors, Parquet/CSV I/O, dataset adapters.
+
+Payments and their labels; optionally the accounts behind them, their logins and changes, and
+identity verification sessions; and, for simulated data, ground truth.
+"""
 
 from vigil.events._dataset import (
     EventData,
@@ -8,6 +12,17 @@ from vigil.events._dataset import (
     write_dataset,
 )
 from vigil.events._handbook import HANDBOOK_SCENARIOS, read_handbook
+from vigil.events._identity import (
+    check_accounts_refer,
+    read_account_events,
+    read_accounts,
+    read_identity_truth,
+    read_verification_sessions,
+    validate_account_events,
+    validate_accounts,
+    validate_identity_truth,
+    validate_verification_sessions,
+)
 from vigil.events._io import (
     check_labels_refer,
     data_files,
@@ -20,41 +35,80 @@ from vigil.events._io import (
     write_payments_by_day,
 )
 from vigil.events._schema import (
+    ACCOUNT_COLUMNS,
+    ACCOUNT_EVENT_COLUMNS,
+    ACCOUNT_EVENT_KINDS,
+    ACCOUNT_EVENT_SCHEMA,
+    ACCOUNT_SCHEMA,
     CHANNELS,
+    DOCUMENT_TYPES,
+    FACE_EMBEDDING_DIM,
+    IDENTITY_TABLES,
+    IDENTITY_TRUTH_COLUMNS,
+    IDENTITY_TRUTH_SCHEMA,
     LABEL_COLUMNS,
     LABEL_KINDS,
     LABEL_SCHEMA,
+    OUTCOME_COLUMNS,
     PAYMENT_COLUMNS,
     PAYMENT_SCHEMA,
+    PAYMENT_STATUSES,
     TIMESTAMP,
     TRUTH_COLUMNS,
     TRUTH_SCHEMA,
+    VERIFICATION_COLUMNS,
+    VERIFICATION_REASONS,
+    VERIFICATION_SCHEMA,
 )
 
 __all__ = [
+    "ACCOUNT_COLUMNS",
+    "ACCOUNT_EVENT_COLUMNS",
+    "ACCOUNT_EVENT_KINDS",
+    "ACCOUNT_EVENT_SCHEMA",
+    "ACCOUNT_SCHEMA",
     "CHANNELS",
+    "DOCUMENT_TYPES",
+    "FACE_EMBEDDING_DIM",
     "HANDBOOK_SCENARIOS",
+    "IDENTITY_TABLES",
+    "IDENTITY_TRUTH_COLUMNS",
+    "IDENTITY_TRUTH_SCHEMA",
     "LABEL_COLUMNS",
     "LABEL_KINDS",
     "LABEL_SCHEMA",
+    "OUTCOME_COLUMNS",
     "PAYMENT_COLUMNS",
     "PAYMENT_SCHEMA",
+    "PAYMENT_STATUSES",
     "TIMESTAMP",
     "TRUTH_COLUMNS",
     "TRUTH_SCHEMA",
+    "VERIFICATION_COLUMNS",
+    "VERIFICATION_REASONS",
+    "VERIFICATION_SCHEMA",
     "EventData",
+    "check_accounts_refer",
     "check_labels_refer",
     "data_files",
     "empty_labels",
     "load_dataset",
     "open_dataset",
+    "read_account_events",
+    "read_accounts",
     "read_handbook",
+    "read_identity_truth",
     "read_labels",
     "read_payments",
     "read_truth",
+    "read_verification_sessions",
+    "validate_account_events",
+    "validate_accounts",
+    "validate_identity_truth",
     "validate_labels",
     "validate_payments",
     "validate_truth",
+    "validate_verification_sessions",
     "write_dataset",
     "write_payments_by_day",
 ]

@@ -1,10 +1,15 @@
-"""A dataset: payments, the labels that arrived for them, and (for simulated data) ground truth.
+"""A dataset: payments, the labels that arrived for them, optionally the accounts behind them,
+and (for simulated data) ground truth.
 
 On disk a dataset is a folder::
 
     DIR/payments/date=YYYY-MM-DD/part-0.parquet   one partition per day
     DIR/labels.parquet                            labels with their report times
-    DIR/truth.parquet                             ground truth (simulated worlds only)
+    DIR/accounts.parquet                          optional: one row per account (its sign-up)
+    DIR/account_events.parquet                    optional: logins, e-mail and password changes
+    DIR/verification_sessions.parquet             optional: identity verification sessions
+    DIR/truth.parquet                             ground truth of payments (simulated only)
+    DIR/identity_truth.parquet                    ground truth of the three tables above
     DIR/dataset.json                              where it came from: generator, seed, counts
 """
 
@@ -20,6 +25,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vigil._errors import DataFileError
+from vigil.events._identity import (
+    check_accounts_refer,
+    read_account_events,
+    read_accounts,
+    read_identity_truth,
+    read_verification_sessions,
+)
 from vigil.events._io import (
     check_labels_refer,
     read_labels,
@@ -29,20 +41,34 @@ from vigil.events._io import (
 )
 from vigil.events._schema import LABEL_SCHEMA
 
+_FILES = {"accounts": "accounts.parquet", "account_events": "account_events.parquet",
+          "verification_sessions": "verification_sessions.parquet",
+          "identity_truth": "identity_truth.parquet"}
+
 
 @dataclass(frozen=True)
 class EventData:
-    """Payments, their labels and optional ground truth, as Arrow tables.
+    """Payments, their labels, optional identity tables and optional ground truth, as Arrow
+    tables.
 
     ``labels`` holds every label, whenever it was reported; code that must not see the
     future filters on ``reported_at`` itself. ``truth`` (simulated data) names the fraud
-    scenario behind each payment, for analysis only: it is never a feature.
+    scenario behind each payment, ``identity_truth`` the one behind each account, account
+    event and verification session: for analysis only, never a feature.
+
+    ``accounts``, ``account_events`` and ``verification_sessions`` follow
+    :data:`~vigil.events.ACCOUNT_SCHEMA`, :data:`~vigil.events.ACCOUNT_EVENT_SCHEMA` and
+    :data:`~vigil.events.VERIFICATION_SCHEMA`; ``None`` where a dataset has none.
     """
 
     payments: pa.Table
     labels: pa.Table
     truth: pa.Table | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    accounts: pa.Table | None = None
+    account_events: pa.Table | None = None
+    verification_sessions: pa.Table | None = None
+    identity_truth: pa.Table | None = None
 
     def fingerprint(self) -> str:
         """A short content hash of payments and labels (order-sensitive, schema included)."""
@@ -67,6 +93,11 @@ def write_dataset(data: EventData, folder: str | Path) -> Path:
     info = dict(data.info)
     info.setdefault("payments", data.payments.num_rows)
     info.setdefault("labels", data.labels.num_rows)
+    for name, file in _FILES.items():
+        table = getattr(data, name)
+        if table is not None:
+            pq.write_table(table, folder / file, compression="zstd")
+            info.setdefault(name, table.num_rows)
     (folder / "dataset.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
     return folder
 
@@ -86,9 +117,30 @@ def load_dataset(folder: str | Path) -> EventData:
     labels = read_labels(labels_path)
     check_labels_refer(payments, labels, source=str(labels_path))
     truth = read_truth(folder / "truth.parquet") if (folder / "truth.parquet").exists() else None
+    identity = _read_identity(folder, payments)
     info_path = folder / "dataset.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
-    return EventData(payments=payments, labels=labels, truth=truth, info=info)
+    return EventData(payments=payments, labels=labels, truth=truth, info=info, **identity)
+
+
+def _read_identity(folder: Path, payments: pa.Table) -> dict[str, pa.Table | None]:
+    """The optional identity tables of a dataset folder, checked against each other."""
+    readers = {"accounts": read_accounts, "account_events": read_account_events,
+               "verification_sessions": read_verification_sessions,
+               "identity_truth": read_identity_truth}
+    tables = {name: readers[name](folder / file) if (folder / file).exists() else None
+              for name, file in _FILES.items()}
+    accounts = tables["accounts"]
+    for name, time_column in (("account_events", "ts"), ("verification_sessions", "created_at")):
+        if tables[name] is not None and accounts is None:
+            raise DataFileError(f"{folder / _FILES[name]} refers to accounts, but "
+                                f"{folder / _FILES['accounts']} is missing")
+        if tables[name] is not None:
+            check_accounts_refer(accounts, tables[name], str(folder / _FILES[name]),
+                                 time_column)
+    if accounts is not None:
+        check_accounts_refer(accounts, payments, str(folder / "payments"), "ts")
+    return tables
 
 
 def empty_labels() -> pa.Table:

@@ -23,6 +23,7 @@ from vigil.events._schema import (
     LABEL_COLUMNS,
     LABEL_KINDS,
     PAYMENT_COLUMNS,
+    PAYMENT_STATUSES,
     TIMESTAMP,
     TRUTH_COLUMNS,
     Column,
@@ -138,6 +139,8 @@ def _cast(arr: pa.ChunkedArray, col: Column, source: str) -> pa.ChunkedArray:
     target = col.type
     if arr.type.equals(target):
         return arr
+    if pa.types.is_null(arr.type):  # a column of nothing but nulls, as Arrow infers it
+        return pa.chunked_array([pa.nulls(len(arr), target)], target)
     if pa.types.is_timestamp(target):
         return _cast_timestamp(arr, col, source)
     if pa.types.is_string(target):
@@ -178,7 +181,66 @@ def _cast(arr: pa.ChunkedArray, col: Column, source: str) -> pa.ChunkedArray:
                                   source=source, row=row, column=col.name)
             return pc.if_else(pc.is_null(arr), pa.scalar(None, pa.bool_()), truthy)
         raise SchemaError(f"expected a boolean, found {arr.type}", source=source, column=col.name)
+    if pa.types.is_date(target):
+        return _cast_date(arr, col, source)
+    if pa.types.is_integer(target):
+        return _cast_integer(arr, col, source)
+    if pa.types.is_fixed_size_list(target):
+        return _cast_vector(arr, col, source)
     return pc.cast(arr, target)  # pragma: no cover - every schema type is handled above
+
+
+def _cast_date(arr: pa.ChunkedArray, col: Column, source: str) -> pa.ChunkedArray:
+    if pa.types.is_date(arr.type):
+        return pc.cast(arr, col.type)
+    if pa.types.is_timestamp(arr.type):  # a midnight timestamp, as pandas writes dates
+        return pc.cast(pc.floor_temporal(arr, unit="day"), col.type)
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        raw = pd.Series(arr.to_pandas(), dtype="object")
+        parsed = pd.to_datetime(raw, errors="coerce", format="%Y-%m-%d")
+        bad = parsed.isna().to_numpy() & raw.notna().to_numpy()
+        if bad.any():
+            row = _first_true(bad)
+            raise SchemaError(f"'{raw.iloc[row - 1]}' is not a date; use YYYY-MM-DD, e.g. "
+                              "1984-07-21", source=source, row=row, column=col.name)
+        return pa.chunked_array([pa.Array.from_pandas(parsed.dt.date, type=col.type)])
+    raise SchemaError(f"expected a date, found {arr.type}", source=source, column=col.name)
+
+
+def _cast_integer(arr: pa.ChunkedArray, col: Column, source: str) -> pa.ChunkedArray:
+    if pa.types.is_integer(arr.type):
+        return pc.cast(arr, col.type)
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or \
+            pa.types.is_floating(arr.type):
+        values = pd.to_numeric(pd.Series(arr.to_pandas()), errors="coerce")
+        present = ~np.asarray(pc.is_null(arr).to_numpy(zero_copy_only=False), dtype=bool)
+        bad = present & ~(values.notna().to_numpy() & (values.fillna(0) % 1 == 0).to_numpy())
+        if bad.any():
+            row = _first_true(bad)
+            raise SchemaError(f"'{arr[row - 1].as_py()}' is not a whole number",
+                              source=source, row=row, column=col.name)
+        return pa.chunked_array([pa.array(values.astype("Int64"), type=col.type)])
+    raise SchemaError(f"expected a whole number, found {arr.type}", source=source,
+                      column=col.name)
+
+
+def _cast_vector(arr: pa.ChunkedArray, col: Column, source: str) -> pa.ChunkedArray:
+    size = col.type.list_size
+    want = f"expected a list of {size} numbers"
+    if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)
+            or pa.types.is_fixed_size_list(arr.type)):
+        raise SchemaError(f"{want}, found {arr.type}", source=source, column=col.name)
+    value_type = arr.type.value_type
+    if not (pa.types.is_floating(value_type) or pa.types.is_integer(value_type)):
+        raise SchemaError(f"{want}, found {arr.type}", source=source, column=col.name)
+    if not pa.types.is_fixed_size_list(arr.type) or arr.type.list_size != size:
+        lengths = pc.list_value_length(arr)
+        wrong = pc.fill_null(pc.not_equal(lengths, size), False)
+        if pc.any(wrong).as_py():
+            row = _first_true(wrong)
+            raise SchemaError(f"{want}, found {lengths[row - 1].as_py()}",
+                              source=source, row=row, column=col.name)
+    return pa.chunked_array([pc.cast(chunk, col.type) for chunk in arr.chunks], col.type)
 
 
 def _cast_timestamp(arr: pa.ChunkedArray, col: Column, source: str) -> pa.ChunkedArray:
@@ -232,7 +294,7 @@ def validate_payments(table: pa.Table, source: str = "payments") -> pa.Table:
     Raises :class:`~vigil.SchemaError` naming ``source``, the row and the column of the
     first problem: a missing or mistyped column, a null where a value is required, an
     unparseable timestamp, a negative or non-finite amount, a malformed currency code,
-    an unknown channel, or a payment id that appears twice.
+    an unknown channel or status, or a payment id that appears twice.
     """
     table = conform(table, PAYMENT_COLUMNS, source)
     amount = table.column("amount")
@@ -243,6 +305,8 @@ def validate_payments(table: pa.Table, source: str = "payments") -> pa.Table:
          "currency must be an ISO 4217 code of three upper-case letters, e.g. EUR"),
         ("channel", _not_in(table.column("channel"), CHANNELS),
          f"channel must be one of {', '.join(CHANNELS)}"),
+        ("status", _not_in(table.column("status"), PAYMENT_STATUSES),
+         f"status must be one of {', '.join(PAYMENT_STATUSES)}"),
     ], source)
     _check_unique(table, "payment_id", source)
     return table

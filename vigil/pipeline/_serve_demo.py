@@ -94,8 +94,13 @@ def serve_one_day(data: EventData, bundle_dir: Path, folder: Path, day: datetime
     return _summary(answers, seconds, today)
 
 
+# what the scoring API does not take: the issuer's answer comes after the decision, and
+# the API has no field for the account a payment was made through
+_NOT_POSTED = ("status", "account_id")
+
+
 def _body(row: dict[str, Any]) -> bytes:
-    body = {k: v for k, v in row.items() if v is not None}
+    body = {k: v for k, v in row.items() if v is not None and k not in _NOT_POSTED}
     body["ts"] = row["ts"].isoformat()
     return json.dumps(body).encode()
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from vigil.events import PAYMENT_SCHEMA
+from vigil.events import OUTCOME_COLUMNS, PAYMENT_SCHEMA
 from vigil.rules._nodes import BOOL, NUMBER, STRING
 
 if TYPE_CHECKING:
@@ -45,7 +45,8 @@ def payment_attributes(feature_set: FeatureSet | None = None) -> dict[str, str]:
     """Every attribute a rule may read for a payment scored with this feature set.
 
     Payment fields with their types (``ts`` is left out: rules compare numbers, strings and
-    booleans; use a feature such as ``is_night`` for time), every feature as a number, and
+    booleans; use a feature such as ``is_night`` for time; so is ``status``, the issuer's
+    answer, which comes only after the decision), every feature as a number, and
     ``risk_score`` (number) and ``risk_level`` (string).
 
     >>> from vigil.features import handbook_baseline
@@ -53,7 +54,8 @@ def payment_attributes(feature_set: FeatureSet | None = None) -> dict[str, str]:
     >>> attrs["card_country"], attrs["amount"], attrs["count_by_card_1d"], attrs["risk_level"]
     ('string', 'number', 'number', 'string')
     """
-    attributes = schema_attributes(PAYMENT_SCHEMA)
+    attributes = {name: kind for name, kind in schema_attributes(PAYMENT_SCHEMA).items()
+                  if name not in OUTCOME_COLUMNS}
     if feature_set is not None:
         attributes.update(dict.fromkeys(feature_set.names, NUMBER))
     attributes.update(SCORE_ATTRIBUTES)

@@ -10,9 +10,15 @@ from vigil.simulate._base import Progress, WorldSimulator
 from vigil.simulate._handbook_world import HandbookWorld
 from vigil.simulate._payments import Incident, Scenario, SimulatedPayments
 from vigil.simulate._scenarios import CompromisedCards, CompromisedTerminals, LargeAmount
-from vigil.simulate.realistic import LabelModel, RealisticScenario, RealisticWorld
+from vigil.simulate.realistic import (
+    AccountModel,
+    LabelModel,
+    RealisticScenario,
+    RealisticWorld,
+)
 
 __all__ = [
+    "AccountModel",
     "CompromisedCards",
     "CompromisedTerminals",
     "HandbookWorld",

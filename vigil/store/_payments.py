@@ -8,15 +8,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from vigil._errors import SchemaError
-from vigil.events import PAYMENT_COLUMNS
 from vigil.store._base import StoreBase
 from vigil.store._errors import DuplicatePayment, UnknownPayment
 from vigil.store._records import BatchResult, FirstReports
 from vigil.store._tables import decisions, labels, payments, reviews
-from vigil.store._validate import decision_row, label_row, payment_row
+from vigil.store._validate import STORED_COLUMNS, decision_row, label_row, payment_row
 
 _CHUNK = 500  # ids per IN (...) query, well under every backend's bound-parameter limit
-_PAYMENT_OUT = [c.name for c in PAYMENT_COLUMNS]
+_PAYMENT_OUT = [c.name for c in STORED_COLUMNS]
 _DECISION_OUT = [c for c in decisions.c if c.name != "payment_id"]
 
 

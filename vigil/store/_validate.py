@@ -1,7 +1,9 @@
 """Checking payments, decisions and labels before they are written: one clear error per problem.
 
-A payment follows :data:`~vigil.events.PAYMENT_COLUMNS`; keys it does not name are kept, as
-JSON, in the payment's ``extra`` column and come back as they went in. A decision and a label
+A payment follows :data:`~vigil.events.PAYMENT_COLUMNS`; keys it does not name, and the
+optional columns the ``payments`` table has no column for (``account_id``, ``status``) when
+they hold a value, are kept, as JSON, in the payment's ``extra`` column and come back as they
+went in. A decision and a label
 have a fixed set of fields, and an unknown one is an error (a typo would otherwise be lost).
 """
 
@@ -20,8 +22,12 @@ import numpy as np
 from vigil._errors import SchemaError
 from vigil.events import CHANNELS, LABEL_KINDS, PAYMENT_COLUMNS
 from vigil.store._records import DECISIONS
+from vigil.store._tables import payments as payments_table
 
+STORED_COLUMNS = tuple(c for c in PAYMENT_COLUMNS if c.name in payments_table.c)
+"""The payment columns the ``payments`` table has a column for."""
 _PAYMENT_FIELDS = {c.name for c in PAYMENT_COLUMNS}
+_STORED_FIELDS = {c.name for c in STORED_COLUMNS}
 _RESERVED = {"seq": "the sequence number it assigns", "decision": "the payment's decision",
              "labels": "the payment's labels", "review": "the payment's review case"}
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -35,7 +41,7 @@ def payment_row(payment: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     """The ``payments`` row for ``payment``; raises :class:`~vigil.SchemaError` on a bad value."""
     source = _source("payment", payment)
     row: dict[str, Any] = {}
-    for col in PAYMENT_COLUMNS:
+    for col in STORED_COLUMNS:
         value = payment.get(col.name)
         if value is None:
             if col.required:
@@ -56,7 +62,8 @@ def payment_row(payment: Mapping[str, Any], now: datetime) -> dict[str, Any]:
                           source=source, column="channel")
     received = payment.get("received_at")
     row["received_at"] = now if received is None else _datetime(received, source, "received_at")
-    extra = {k: v for k, v in payment.items() if k not in _PAYMENT_FIELDS and k != "received_at"}
+    extra = {k: v for k, v in payment.items() if k not in _STORED_FIELDS and k != "received_at"
+             and not (v is None and k in _PAYMENT_FIELDS)}
     reserved = sorted(_RESERVED.keys() & extra.keys())
     if reserved:
         raise SchemaError(f"'{reserved[0]}' is a name the store uses itself (for "

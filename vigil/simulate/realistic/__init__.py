@@ -1,26 +1,29 @@
-"""The realistic world: identities, everyday behaviour, six frauds and labels that arrive late.
+"""The realistic world: identities, accounts, everyday behaviour, seven frauds and labels that
+arrive late.
 
 :class:`RealisticWorld` is the world; its fraud scenarios (:class:`RealisticScenario`
-objects) and its :class:`LabelModel` plug in as parameters. See ``docs/simulator.md``.
+objects), its :class:`AccountModel` and its :class:`LabelModel` plug in as parameters. See
+``docs/simulator.md``.
 """
 
+from vigil.simulate.realistic._accounts import AccountModel
+from vigil.simulate.realistic._context import FraudBatch, RealisticScenario, WorldContext
 from vigil.simulate.realistic._labels import LabelModel
+from vigil.simulate.realistic._rings import SyntheticIdentityRing
 from vigil.simulate.realistic._scenarios import (
-    AccountTakeover,
     AdaptiveFraud,
     CardTesting,
     CompromisedTerminal,
-    FraudBatch,
     FriendlyFraud,
-    RealisticScenario,
     StolenCardCNP,
-    WorldContext,
     default_scenarios,
 )
+from vigil.simulate.realistic._takeover import AccountTakeover
 from vigil.simulate.realistic._world import PRESETS, RealisticWorld
 
 __all__ = [
     "PRESETS",
+    "AccountModel",
     "AccountTakeover",
     "AdaptiveFraud",
     "CardTesting",
@@ -31,6 +34,7 @@ __all__ = [
     "RealisticScenario",
     "RealisticWorld",
     "StolenCardCNP",
+    "SyntheticIdentityRing",
     "WorldContext",
     "default_scenarios",
 ]

@@ -130,3 +130,45 @@ FRAUD_HOUR_WEIGHTS = np.array([
 ])
 # Monday .. Sunday: a busier end of the week, a quiet Sunday
 WEEKDAY_FACTORS = np.array([0.92, 0.95, 0.97, 1.0, 1.15, 1.21, 0.8])
+
+# -- people: names, addresses, identity documents ----------------------------------------------
+
+GIVEN_NAMES: tuple[str, ...] = (
+    "Anna", "Lukas", "Marie", "Jan", "Sofia", "Luca", "Emma", "Noah", "Lea", "Paul", "Julia",
+    "Hugo", "Clara", "Mateo", "Eva", "Tom", "Ines", "Marco", "Nina", "Leon", "Elena", "Finn",
+    "Chloe", "Louis", "Giulia", "Pablo", "Lotte", "Daan", "Laura", "Jonas", "Sara", "Max",
+    "Alba", "Theo", "Mila", "David", "Lina", "Felix", "Marta", "Oscar",
+)
+# surnames common in each home country (in the order of COUNTRIES[:N_HOME])
+SURNAMES: tuple[tuple[str, ...], ...] = (
+    ("Muller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker",
+     "Schulz", "Hoffmann", "Koch", "Richter"),
+    ("Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand",
+     "Leroy", "Moreau", "Simon", "Laurent"),
+    ("de Jong", "Jansen", "de Vries", "van Dijk", "Bakker", "Visser", "Smit", "Meijer",
+     "de Boer", "Mulder", "Bos", "Vos"),
+    ("Garcia", "Rodriguez", "Gonzalez", "Fernandez", "Lopez", "Martinez", "Sanchez", "Perez",
+     "Gomez", "Diaz", "Moreno", "Alvarez"),
+    ("Rossi", "Russo", "Ferrari", "Esposito", "Bianchi", "Romano", "Colombo", "Ricci",
+     "Marino", "Greco", "Bruno", "Gallo"),
+    ("Peeters", "Janssens", "Maes", "Jacobs", "Mertens", "Willems", "Claes", "Goossens",
+     "Wouters", "De Smet", "Dubois", "Lambert"),
+    ("Gruber", "Huber", "Bauer", "Wagner", "Pichler", "Steiner", "Moser", "Mayer",
+     "Hofer", "Leitner", "Berger", "Fuchs"),
+)
+STREETS: tuple[str, ...] = (
+    "main street", "station road", "church street", "park avenue", "market square",
+    "mill lane", "school street", "garden road", "lake view", "forest path", "river walk",
+    "castle hill", "bridge street", "linden alley", "harbour road", "oak avenue",
+)
+DOCUMENT_TYPE_WEIGHTS = np.array([0.3, 0.6, 0.1])  # passport, id_card, driving_license
+DOCUMENT_YEARS = np.array([10, 10, 15])  # validity of each document type
+DOCUMENT_LETTERS = "CFGHJKLMNPRTVWXYZ"  # letters that OCR does not confuse with digits
+
+# -- account events and verification sessions --------------------------------------------------
+
+LOGIN, EMAIL_CHANGE, PASSWORD_CHANGE = range(3)  # codes of ACCOUNT_EVENT_KINDS
+SIGNUP, STEP_UP = range(2)  # codes of VERIFICATION_REASONS
+# the online shops a new account spends small amounts at while it earns trust
+EVERYDAY_ONLINE = np.array([category_index(n) for n in (
+    "digital_goods", "food_delivery", "ride_hailing", "streaming", "marketplace")])

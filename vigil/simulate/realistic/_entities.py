@@ -337,3 +337,37 @@ def describe(pop: Population) -> dict[str, Any]:
         "new_customers": int(np.count_nonzero(pop.cust_signup_day >= 0)),
         "replaced_cards": int(np.count_nonzero(pop.cust_new_card >= 0)),
     }
+
+
+class NewCustomers:
+    """Customers that fraud scenarios create (synthetic identities), one card each.
+
+    They are numbered after the population's customers and cards, in the order scenarios
+    register them, so that their ids look like everybody else's.
+    """
+
+    def __init__(self, pop: Population) -> None:
+        self._first_customer = pop.n_customers
+        self._first_card = pop.n_cards
+        self._country: list[np.ndarray] = []
+        self._first_day: list[np.ndarray] = []
+
+    def add(self, country: np.ndarray, first_day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Register customers living in ``country`` whose card works from ``first_day``;
+        returns their customer and card indices."""
+        offset = len(self)
+        self._country.append(np.asarray(country, dtype=np.int64))
+        self._first_day.append(np.asarray(first_day, dtype=np.int64))
+        local = offset + np.arange(len(country), dtype=np.int64)
+        return self._first_customer + local, self._first_card + local
+
+    def __len__(self) -> int:
+        return sum(len(c) for c in self._country)
+
+    @property
+    def country(self) -> np.ndarray:
+        return np.concatenate([np.zeros(0, np.int64), *self._country])
+
+    @property
+    def first_day(self) -> np.ndarray:
+        return np.concatenate([np.zeros(0, np.int64), *self._first_day])

@@ -13,6 +13,7 @@ terminal and no device, IP or e-mail; online (card-not-present) payments the rev
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Self
 
 import numpy as np
 
@@ -23,12 +24,36 @@ from vigil.simulate.realistic._entities import N_FAVORITES, Population, popular
 SECONDS_PER_DAY = 86_400
 
 
+class Block:
+    """Rows as numpy columns (a dataclass of equally long arrays): take, concatenate."""
+
+    def __len__(self) -> int:
+        return len(getattr(self, fields(self)[0].name))  # type: ignore[arg-type]
+
+    def take(self, rows: np.ndarray) -> Self:
+        """The rows ``rows`` (a mask or indices), as a new block."""
+        return type(self)(**{f.name: getattr(self, f.name)[rows]
+                             for f in fields(self)})  # type: ignore[arg-type]
+
+    @classmethod
+    def concat(cls, blocks: list[Self], order: np.ndarray | None = None) -> Self:
+        """The rows of ``blocks``, one after the other (then taken in ``order``, one column
+        at a time, which keeps fewer large arrays alive at once)."""
+        out = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            column = np.concatenate([getattr(b, f.name) for b in blocks])
+            out[f.name] = column if order is None else column[order]
+        return cls(**out)
+
+
 @dataclass
-class PaymentBlock:
+class PaymentBlock(Block):
     """Payments as columns of entity indices; ``-1`` means none (e.g. no terminal online).
 
     ``incident`` groups the payments of one fraud incident (one stolen card, one attack), whose
-    victim reports them together; it is ``-1`` for legitimate payments.
+    victim reports them together; it is ``-1`` for legitimate payments, and for fraud that
+    nobody will ever report. ``account`` is the account a payment was made through (logged
+    in), ``-1`` in person and for a guest checkout; ``declined`` the issuer's answer.
     """
 
     t: np.ndarray  # (n,) int64 seconds since the start
@@ -41,24 +66,15 @@ class PaymentBlock:
     amount: np.ndarray  # (n,) float64, rounded to cents
     cnp: np.ndarray  # (n,) bool: card not present (online)
     incident: np.ndarray  # (n,) int64
-
-    def __len__(self) -> int:
-        return len(self.t)
-
-    def take(self, rows: np.ndarray) -> PaymentBlock:
-        """The rows ``rows`` (a mask or indices), as a new block."""
-        return PaymentBlock(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
-
-    @staticmethod
-    def concat(blocks: list[PaymentBlock]) -> PaymentBlock:
-        """The rows of ``blocks``, one after the other."""
-        return PaymentBlock(**{f.name: np.concatenate([getattr(b, f.name) for b in blocks])
-                               for f in fields(PaymentBlock)})
+    account: np.ndarray  # (n,) int64, -1 in person or as a guest
+    declined: np.ndarray  # (n,) bool: the issuer said no
 
 
 def online_payments(pop: Population, *, t: np.ndarray, card: np.ndarray,
                     merchant: np.ndarray, device: np.ndarray, ip: np.ndarray,
-                    email: np.ndarray, amount: np.ndarray, incident: np.ndarray) -> PaymentBlock:
+                    email: np.ndarray, amount: np.ndarray, incident: np.ndarray,
+                    account: np.ndarray | int = -1,
+                    declined: np.ndarray | bool = False) -> PaymentBlock:
     """A block of card-not-present payments (no terminal), broadcasting scalars."""
     n = len(t)
     return PaymentBlock(
@@ -68,7 +84,9 @@ def online_payments(pop: Population, *, t: np.ndarray, card: np.ndarray,
         ip=np.broadcast_to(ip, n).astype(np.int64),
         email=np.broadcast_to(email, n).astype(np.int64),
         amount=np.round(np.maximum(amount, 0.01), 2), cnp=np.ones(n, dtype=bool),
-        incident=np.broadcast_to(incident, n).astype(np.int64))
+        incident=np.broadcast_to(incident, n).astype(np.int64),
+        account=np.broadcast_to(account, n).astype(np.int64),
+        declined=np.broadcast_to(declined, n).astype(bool))
 
 
 def draw_amounts(rng: np.random.Generator, category: np.ndarray,
@@ -162,7 +180,8 @@ def legit_payments(pop: Population, rng: np.random.Generator, *, start_weekday: 
             t=t.astype(np.int64), card=pop.card_on(c, np.full(m, day)), merchant=merchant,
             terminal=terminal, device=np.where(cnp, device, none),
             ip=np.where(cnp, ip, none), email=np.where(cnp, pop.cust_email[c], none),
-            amount=amount, cnp=cnp, incident=none))
+            amount=amount, cnp=cnp, incident=none, account=none.copy(),
+            declined=np.zeros(m, dtype=bool)))
         if progress is not None:
             progress(day + 1, days)
     return PaymentBlock.concat(parts)

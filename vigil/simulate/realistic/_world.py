@@ -1,10 +1,13 @@
-"""The realistic world: identities, everyday behaviour, six frauds and labels that arrive late.
+"""The realistic world: identities, accounts, everyday behaviour, seven frauds and labels
+that arrive late.
 
 Where :class:`~vigil.simulate.HandbookWorld` is a benchmark with three deliberately simple
 frauds, this world aims at what a processor really sees: payments with device, IP, e-mail
-and countries; households sharing devices; many customers behind one carrier IP; travel;
-new customers and replaced cards; frauds that each leave a different signature; and labels
-that come weeks later, for only part of the fraud, with friendly fraud among them.
+and countries, and the issuer's answer; accounts with their sign-ups, logins, changes and
+identity verification sessions; households sharing devices; many customers behind one
+carrier IP; travel; new customers and replaced cards; frauds that each leave a different
+signature; and labels that come weeks later, for only part of the fraud, with friendly fraud
+among them.
 """
 
 from __future__ import annotations
@@ -15,11 +18,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 import vigil
 from vigil._errors import ConfigError
-from vigil.events import LABEL_SCHEMA, PAYMENT_SCHEMA, TIMESTAMP, TRUTH_SCHEMA, EventData
+from vigil.events import EventData
 from vigil.simulate._base import (
     Progress,
     WorldSimulator,
@@ -32,24 +34,35 @@ from vigil.simulate._base import (
     parse_start,
     seed_sequence,
 )
-from vigil.simulate._payments import LEGIT, describe_scenario, fixed_width_ids, id_width
+from vigil.simulate._payments import LEGIT, describe_scenario
 from vigil.simulate.realistic import _catalog as cat
+from vigil.simulate.realistic._accounts import (
+    AccountBlock,
+    AccountModel,
+    EventBlock,
+    SessionBlock,
+    legit_activity,
+)
+from vigil.simulate.realistic._context import RealisticScenario, WorldContext
 from vigil.simulate.realistic._entities import (
+    NewCustomers,
     Population,
     PopulationParams,
     country_strings,
     describe,
     draw_population,
-    email_strings,
     ip_strings,
 )
+from vigil.simulate.realistic._identity import draw_identities
 from vigil.simulate.realistic._labels import LabelModel
-from vigil.simulate.realistic._legit import PaymentBlock, legit_payments
-from vigil.simulate.realistic._scenarios import (
-    RealisticScenario,
-    WorldContext,
-    default_scenarios,
+from vigil.simulate.realistic._legit import (
+    SECONDS_PER_DAY,
+    Block,
+    PaymentBlock,
+    legit_payments,
 )
+from vigil.simulate.realistic._scenarios import default_scenarios
+from vigil.simulate.realistic._tables import Rows, build_tables, ids
 
 PRESETS: dict[str, dict[str, Any]] = {
     "small": {"days": 60, "params": {"n_customers": 1_000, "n_merchants": 300}},
@@ -58,11 +71,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 """Named sizes: about 50 thousand, 1 million and 10 million payments."""
 
-_LABEL_KINDS = ("dispute", "fraud_report")
-
 
 class RealisticWorld(WorldSimulator):
-    """A world of customers, cards, devices, IPs, e-mails and merchants, with six frauds.
+    """A world of customers, accounts, cards, devices, IPs, e-mails and merchants, with
+    seven frauds.
 
     Parameters
     ----------
@@ -83,8 +95,14 @@ class RealisticWorld(WorldSimulator):
         from the card's country.
     carrier_nat_users:
         Customers per carrier-NAT address: that many share one mobile IP.
+    decline_share:
+        Share of ordinary payments the issuer declines (``status`` ``declined``).
     currency:
         ISO 4217 code of every amount.
+    accounts:
+        The :class:`AccountModel` of how customers use their accounts (guest checkouts,
+        sessions, logins, password and e-mail changes, identity verification); ``None`` for
+        its defaults.
     scenarios:
         Fraud scenarios (:class:`RealisticScenario` objects with a unique ``name``);
         ``None`` for :func:`default_scenarios`. Later ones win a claimed payment.
@@ -92,7 +110,9 @@ class RealisticWorld(WorldSimulator):
         The :class:`LabelModel` of delays and reporting; ``None`` for its defaults.
 
     After :meth:`simulate`: ``customers_``, ``cards_``, ``merchants_``, ``devices_`` and
-    ``ips_`` hold the entities' identity attributes as Arrow tables.
+    ``ips_`` hold the entities' identity attributes as Arrow tables (``cards_`` includes the
+    cards of the synthetic identities that fraud rings open; ``customers_`` only the real
+    customers).
 
     Examples
     --------
@@ -101,6 +121,8 @@ class RealisticWorld(WorldSimulator):
     >>> data.payments.num_rows == data.info["payments"]
     True
     >>> "card_testing" in data.info["scenarios"]
+    True
+    >>> data.accounts.num_rows >= 200  # every customer has one; rings open more
     True
     """
 
@@ -115,7 +137,9 @@ class RealisticWorld(WorldSimulator):
         card_replacements_per_year: float = 0.2,
         trips_per_year: float = 3.0,
         carrier_nat_users: int = 300,
+        decline_share: float = 0.015,
         currency: str = "EUR",
+        accounts: AccountModel | None = None,
         scenarios: Sequence[RealisticScenario] | None = None,
         labels: LabelModel | None = None,
     ) -> None:
@@ -127,7 +151,9 @@ class RealisticWorld(WorldSimulator):
         self.card_replacements_per_year = card_replacements_per_year
         self.trips_per_year = trips_per_year
         self.carrier_nat_users = carrier_nat_users
+        self.decline_share = decline_share
         self.currency = currency
+        self.accounts = accounts
         self.scenarios = scenarios
         self.labels = labels
 
@@ -192,6 +218,12 @@ class RealisticWorld(WorldSimulator):
             names.append(s.name)
         return scenarios
 
+    def _account_model(self) -> AccountModel:
+        model = AccountModel() if self.accounts is None else self.accounts
+        if not isinstance(model, AccountModel):
+            raise ConfigError(f"accounts must be an AccountModel or None, got {model!r}")
+        return model.check()
+
     def _label_model(self) -> LabelModel:
         model = LabelModel() if self.labels is None else self.labels
         if not isinstance(model, LabelModel):
@@ -216,22 +248,39 @@ class RealisticWorld(WorldSimulator):
         check_currency(self.currency)
         scenarios = self.scenario_list()
         label_model = self._label_model()
+        account_model = self._account_model()
+        decline_share = check_float("decline_share", self.decline_share, minimum=0.0,
+                                    maximum=1.0, example=0.015)
         days = check_days(days)
         start_dt = parse_start(start)
         progress = check_progress(progress)
         root = seed_sequence(seed)
-        pop_seq, legit_seq, label_seq, scenario_seq = root.spawn(4)
+        # the first four streams as before; the accounts and the issuer's answers draw apart
+        pop_seq, legit_seq, label_seq, scenario_seq, account_seq, issuer_seq = root.spawn(6)
+        identity_seq, activity_seq = account_seq.spawn(2)
 
         pop = draw_population(p, days, np.random.default_rng(pop_seq))
         legit = legit_payments(pop, np.random.default_rng(legit_seq),
                                start_weekday=start_dt.weekday(), progress=progress)
-        world = WorldContext(population=pop, legit=legit, days=days)
+        start_us = epoch_us(start_dt)
+        start_day = start_us // (SECONDS_PER_DAY * 1_000_000)
+        ident = draw_identities(pop, np.random.default_rng(identity_seq), start_day)
+        activity = legit_activity(pop, ident, legit, np.random.default_rng(activity_seq),
+                                  account_model, days, start_day)
+        legit.declined = np.random.default_rng(issuer_seq).random(len(legit)) < decline_share
+        world = WorldContext(population=pop, legit=legit, days=days, identities=ident,
+                             activity=activity, new_customers=NewCustomers(pop),
+                             decline_share=decline_share, start_day=start_day)
 
         # every payment's scenario code (0 legit), and incident numbers made global
         names = [LEGIT] + [s.name for s in scenarios]
         code = np.zeros(len(legit), dtype=np.int16)
         incident = np.full(len(legit), -1, dtype=np.int64)
         blocks, codes, incidents = [legit], [code], [incident]
+        identity: dict[str, tuple[list, list]] = {
+            name: ([block], [np.zeros(len(block), dtype=np.int16)]) for name, block in (
+                ("accounts", activity.accounts), ("events", activity.events),
+                ("sessions", activity.sessions))}
         counts: dict[str, int] = {}
         next_incident = 0
         for i, (scenario, child) in enumerate(
@@ -245,13 +294,19 @@ class RealisticWorld(WorldSimulator):
             if batch.new is not None and len(batch.new):
                 blocks.append(batch.new)
                 codes.append(np.full(len(batch.new), i, dtype=np.int16))
-                incidents.append(batch.new.incident + next_incident)
-                next_incident += int(batch.new.incident.max()) + 1
-        rows = PaymentBlock.concat(blocks)
-        scenario_code = np.concatenate(codes)
-        incident = np.concatenate(incidents)
-        order = np.argsort(rows.t, kind="stable")  # time order; ties: legit, then scenarios
-        rows, scenario_code, incident = rows.take(order), scenario_code[order], incident[order]
+                local = batch.new.incident  # -1: fraud that nobody will report
+                incidents.append(np.where(local >= 0, local + next_incident, -1))
+                next_incident += int(local.max()) + 1 if (local >= 0).any() else 0
+            for name, (parts, part_codes) in identity.items():
+                block = getattr(batch, name)
+                if block is not None and len(block):
+                    parts.append(block)
+                    part_codes.append(np.full(len(block), i, dtype=np.int16))
+        # time order; ties: legit, then scenarios
+        order = np.argsort(np.concatenate([b.t for b in blocks]), kind="stable")
+        rows = PaymentBlock.concat(blocks, order)
+        scenario_code = np.concatenate(codes)[order]
+        incident = np.concatenate(incidents)[order]
 
         fraud_by_code = np.array([False] + [bool(s.is_fraud) for s in scenarios])
         is_fraud = fraud_by_code[scenario_code]
@@ -264,15 +319,20 @@ class RealisticWorld(WorldSimulator):
             incident=np.where(is_fraud, incident, -1),
             report_share=share_by_code[scenario_code], disputed=friendly)
 
-        start_us = epoch_us(start_dt)
+        accounts, account_code = _ordered(AccountBlock, *identity["accounts"], key="account")
+        events, event_code = _ordered(EventBlock, *identity["events"], key="t")
+        sessions, session_code = _ordered(SessionBlock, *identity["sessions"], key="t")
+        new = world.new_customers
         n = len(rows)
         per_scenario = np.bincount(scenario_code, minlength=len(names))
+        login = events.kind == cat.LOGIN
         info = {
             "generator": "vigil.simulate.RealisticWorld",
             "vigil_version": vigil.__version__,
             "params": {**self.get_params(), **p.__dict__, "currency": self.currency,
                        "scenarios": [describe_scenario(s) for s in scenarios],
-                       "labels": dict(label_model.__dict__)},
+                       "labels": dict(label_model.__dict__),
+                       "accounts": dict(account_model.__dict__)},
             "seed": int(root.entropy),
             "start": start_dt.isoformat(),
             "days": days,
@@ -281,28 +341,52 @@ class RealisticWorld(WorldSimulator):
             "labels": int(label_row.size),
             "frauds": int(is_fraud.sum()),
             "fraud_rate": float(is_fraud.mean()) if n else 0.0,
+            "declined": int(rows.declined.sum()),
             "scenarios": {name: int(per_scenario[i]) for i, name in enumerate(names)},
             "incidents": counts,
+            "accounts": len(accounts),
+            "account_events": len(events),
+            "verification_sessions": len(sessions),
+            "identity": {
+                "accounts_by_scenario": _by_code(account_code, names),
+                "logins": int((login & events.success).sum()),
+                "failed_logins": int((login & ~events.success).sum()),
+                "email_changes": int((events.kind == cat.EMAIL_CHANGE).sum()),
+                "password_changes": int((events.kind == cat.PASSWORD_CHANGE).sum()),
+                "events_by_scenario": _by_code(event_code, names),
+                "sessions_by_scenario": _by_code(session_code, names),
+            },
         }
-        data = _tables(pop, rows, start_us=start_us, currency=self.currency,
-                       is_fraud=is_fraud, scenario_code=scenario_code, names=names,
-                       label_row=label_row, label_kind=label_kind, label_t=label_t, info=info)
-        self._publish_entities(pop)
+        tables = Rows(
+            payments=rows, is_fraud=is_fraud, scenario_code=scenario_code, accounts=accounts,
+            account_code=account_code, events=events, event_code=event_code,
+            sessions=sessions, session_code=session_code, names=names,
+            card_owner=np.concatenate([pop.card_owner,
+                                       pop.n_customers + np.arange(len(new), dtype=np.int64)]),
+            card_country=np.concatenate([pop.card_country, new.country]),
+            n_customers=pop.n_customers + len(new))
+        data = build_tables(pop, tables, start_us=start_us, currency=self.currency,
+                            label_row=label_row, label_kind=label_kind, label_t=label_t,
+                            info=info)
+        self._publish_entities(pop, new)
         return data
 
-    def _publish_entities(self, pop: Population) -> None:
-        n = pop.n_customers
+    def _publish_entities(self, pop: Population, new: NewCustomers) -> None:
+        n, n_all = pop.n_customers, pop.n_customers + len(new)
         self.customers_ = pa.table({
-            "customer_id": _ids("cu", n), "country": country_strings(pop.cust_country),
+            "customer_id": ids("cu", n_all).slice(0, n),
+            "country": country_strings(pop.cust_country),
             "household": pa.array(pop.cust_household), "signup_day": pa.array(
                 pop.cust_signup_day), "payments_per_day": pa.array(pop.cust_rate)})
+        owner = np.concatenate([pop.card_owner, n + np.arange(len(new), dtype=np.int64)])
         self.cards_ = pa.table({
-            "card_id": _ids("card", pop.n_cards),
-            "customer_id": _ids("cu", n).take(pa.array(pop.card_owner)),
-            "bin_country": country_strings(pop.card_country),
-            "issuer": pa.array(pop.card_issuer), "first_day": pa.array(pop.card_first_day)})
+            "card_id": ids("card", len(owner)),
+            "customer_id": ids("cu", n_all).take(pa.array(owner)),
+            "bin_country": country_strings(np.concatenate([pop.card_country, new.country])),
+            "issuer": pa.array(np.concatenate([pop.card_issuer, new.country * 4])),
+            "first_day": pa.array(np.concatenate([pop.card_first_day, new.first_day]))})
         self.merchants_ = pa.table({
-            "merchant_id": _ids("m", pop.n_merchants),
+            "merchant_id": ids("m", pop.n_merchants),
             "mcc": pa.array([c.mcc for c in cat.CATEGORIES]).take(pa.array(pop.m_category)),
             "category": pa.array([c.name for c in cat.CATEGORIES]).take(
                 pa.array(pop.m_category)),
@@ -311,7 +395,7 @@ class RealisticWorld(WorldSimulator):
             "country": country_strings(pop.m_country), "online": pa.array(pop.m_online),
             "terminals": pa.array(np.diff(pop.m_term_offsets))})
         self.devices_ = pa.table({
-            "device_id": _ids("dv", len(pop.dev_os)),
+            "device_id": ids("dv", len(pop.dev_os)),
             "os": pa.array(cat.DEVICE_OS).take(pa.array(pop.dev_os)),
             "fraud_pool": pa.array(pop.dev_fraud)})
         self.ips_ = pa.table({
@@ -319,56 +403,13 @@ class RealisticWorld(WorldSimulator):
             "kind": pa.array(cat.IP_KINDS).take(pa.array(pop.ip_kind))})
 
 
-def _ids(prefix: str, count: int) -> pa.ChunkedArray:
-    return fixed_width_ids(prefix, np.arange(count), id_width(count, 6))
+def _ordered(kind: type[Block], parts: list[Block], codes: list[np.ndarray], key: str
+             ) -> tuple[Any, np.ndarray]:
+    """The blocks as one, sorted by ``key`` (ties: legit first, then scenarios in order)."""
+    order = np.argsort(np.concatenate([getattr(b, key) for b in parts]), kind="stable")
+    return kind.concat(parts, order), np.concatenate(codes)[order]
 
 
-def _take(strings: pa.Array | pa.ChunkedArray, index: np.ndarray) -> pa.Array:
-    """``strings[index]``, null where the index is -1."""
-    return strings.take(pa.array(index, type=pa.int64(), mask=index < 0))
-
-
-def _tables(pop: Population, rows: PaymentBlock, *, start_us: int, currency: str,
-            is_fraud: np.ndarray, scenario_code: np.ndarray, names: list[str],
-            label_row: np.ndarray, label_kind: np.ndarray, label_t: np.ndarray,
-            info: dict[str, Any]) -> EventData:
-    """The payments, labels and truth tables, string ids built once per entity."""
-    n = len(rows)
-    payment_ids = fixed_width_ids("p", np.arange(n), id_width(n, 10))
-    ts_us = start_us + rows.t * 1_000_000
-    customer = pop.card_owner[rows.card]
-    cnp = pa.array(rows.cnp)
-    columns = {
-        "payment_id": payment_ids,
-        "ts": pa.array(ts_us, type=pa.int64()).cast(TIMESTAMP),
-        "amount": pa.array(rows.amount, type=pa.float64()),
-        "currency": pa.repeat(pa.scalar(currency, pa.string()), n),
-        "card_id": _take(_ids("card", pop.n_cards), rows.card),
-        "customer_id": _take(_ids("cu", pop.n_customers), customer),
-        "merchant_id": _take(_ids("m", pop.n_merchants), rows.merchant),
-        "terminal_id": _take(_ids("t", max(pop.n_terminals, 1)), rows.terminal),
-        "device_id": _take(_ids("dv", len(pop.dev_os)), rows.device),
-        "ip": _take(ip_strings(pop), rows.ip),
-        "email": _take(email_strings(pop), rows.email),
-        "card_country": _take(country_strings(np.arange(len(cat.COUNTRIES))),
-                              pop.card_country[rows.card]),
-        "ip_country": _take(country_strings(np.arange(len(cat.COUNTRIES))),
-                            np.where(rows.ip >= 0, pop.ip_country[rows.ip], -1)),
-        "merchant_country": _take(country_strings(np.arange(len(cat.COUNTRIES))),
-                                  pop.m_country[rows.merchant]),
-        "channel": pc.if_else(cnp, "card_not_present", "card_present"),
-    }
-    payments = pa.Table.from_arrays([columns[f.name] for f in PAYMENT_SCHEMA],
-                                    schema=PAYMENT_SCHEMA)
-
-    label_ids = payment_ids.take(pa.array(label_row, type=pa.int64()))
-    kinds = pa.array(_LABEL_KINDS).take(pa.array(label_kind.astype(np.int64)))
-    reported = pa.array(start_us + label_t * 1_000_000, type=pa.int64()).cast(TIMESTAMP)
-    labels = pa.Table.from_arrays(
-        [label_ids, kinds, pa.array(np.ones(label_row.size, dtype=bool)), reported],
-        schema=LABEL_SCHEMA)
-
-    scenario = pa.array(names, pa.string()).take(pa.array(scenario_code.astype(np.int64)))
-    truth = pa.Table.from_arrays([payment_ids, pa.array(is_fraud), scenario],
-                                 schema=TRUTH_SCHEMA)
-    return EventData(payments=payments, labels=labels, truth=truth, info=info)
+def _by_code(code: np.ndarray, names: list[str]) -> dict[str, int]:
+    counts = np.bincount(code, minlength=len(names))
+    return {name: int(counts[i]) for i, name in enumerate(names)}
