@@ -149,8 +149,13 @@ def _windows(spec: Spec) -> tuple[Any, bool]:
     """The window of the entity's strictly earlier payments in the spec's range, and whether
     the payment itself must be folded in (the EXCLUDE TIES part of the contract)."""
     from pyspark.sql import Window
+    from pyspark.sql import functions as F
 
-    ordered = Window.partitionBy(spec.key).orderBy("_t")
+    # payments without the key (an online payment has no terminal) get null features; each
+    # is a window partition of its own, not one huge partition of all of them, which one
+    # task would have to slide a frame over
+    alone = F.when(F.col(spec.key).isNull(), F.col("payment_id"))  # type: ignore[arg-type]
+    ordered = Window.partitionBy(spec.key, alone).orderBy("_t")  # type: ignore[arg-type]
     if spec.window_us is None:
         return ordered.rangeBetween(Window.unboundedPreceding, -1), False
     return ordered.rangeBetween(-(spec.window_us - 1), -1), spec.include_current
@@ -230,6 +235,48 @@ def _payment_feature(spec: Spec) -> Column:
 
 _TIMELINE_OF = {"fraud_count": "fraud", "label_count": "labelled",
                 "since_first_fraud": "fraud", "since_last_fraud": "fraud"}
+_EXIT, _PROBE, _ENTRY = 0, 1, 2  # the order of events at one instant on a timeline
+
+
+def _timeline_counts(keyed: DataFrame, column: str, windows: list[int],
+                     with_times: bool) -> DataFrame:
+    """Per keyed payment: ``_before``, the entity's reports on this timeline strictly before
+    the payment, and ``_gone_{w}``, those reported at or before ``t - w`` (gone from a window
+    of ``w``). ``_before - _gone_{w}`` counts the reports in ``t - w < r < t``.
+
+    Each report enters the entity's timeline at its report time ``r`` and leaves a window of
+    ``w`` at ``r + w``; running sums over the timeline, in the order exits, payments, entries
+    at one instant, give the counts. Running sums are incremental in Spark, where a sliding
+    frame re-aggregates the whole frame for every row (quadratic in a busy terminal's
+    payments); counts stay exact integers. With ``with_times`` also ``_last_r``, the latest
+    report time before the payment."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    gone = [f"_gone_{w}" for w in windows]
+    zeros = [F.lit(0).alias(g) for g in gone]
+    probes = keyed.select("_k", "_t", "payment_id", F.lit(_PROBE).alias("_o"),
+                          F.lit(0).alias("_in"), *zeros)
+    reports = keyed.where(F.col(column).isNotNull()).select("_k", F.col(column).alias("_r"))
+    entries = reports.select("_k", F.col("_r").alias("_t"),
+                             F.lit(None).cast("string").alias("payment_id"),
+                             F.lit(_ENTRY).alias("_o"), F.lit(1).alias("_in"), *zeros)
+    line = probes.unionByName(entries)
+    for w, g in zip(windows, gone, strict=True):
+        line = line.unionByName(reports.select(
+            "_k", (F.col("_r") + F.lit(w)).alias("_t"),
+            F.lit(None).cast("string").alias("payment_id"), F.lit(_EXIT).alias("_o"),
+            F.lit(0).alias("_in"), *[F.lit(1 if other == g else 0).alias(other)
+                                     for other in gone]))
+    running = (Window.partitionBy("_k").orderBy("_t", "_o")
+               .rowsBetween(Window.unboundedPreceding, Window.currentRow))
+    cols = [F.sum("_in").over(running).alias("_before"),
+            *[F.sum(g).over(running).alias(g) for g in gone]]
+    if with_times:
+        cols.append(F.max(F.when(F.col("_o") == _ENTRY, F.col("_t"))).over(running)
+                    .alias("_last_r"))
+    return (line.select("payment_id", "_k", "_t", "_o", *cols)
+            .where(F.col("_o") == _PROBE).drop("_o"))
 
 
 def _label_features(base: DataFrame, key: str, specs: list[Spec]) -> DataFrame:
@@ -239,50 +286,61 @@ def _label_features(base: DataFrame, key: str, specs: list[Spec]) -> DataFrame:
     from pyspark.sql import functions as F
 
     event_time = {"labelled": "_lab_t", "fraud": "_fraud_t"}
-    needed: dict[str, set[str]] = {}
+    needed: dict[str, list[Spec]] = {}
     for s in specs:
         timelines = ("fraud", "labelled") if s.op == "fraud_rate" else (_TIMELINE_OF[s.op],)
         for tl in timelines:
-            needed.setdefault(tl, set()).add(s.name)
-    keyed = base.where(F.col(key).isNotNull())
-    frames = []
-    for timeline, column in event_time.items():
-        if timeline not in needed:
-            continue
-        payments = keyed.select(F.col(key).alias("_k"), "_t", "payment_id",
-                                F.lit(0).alias("_e"))
-        reports = keyed.where(F.col(column).isNotNull()).select(
-            F.col(key).alias("_k"), F.col(column).alias("_t"),
-            F.lit(None).cast("string").alias("payment_id"), F.lit(1).alias("_e"))
-        line = payments.unionByName(reports)
-        cols = []
-        for s in specs:
-            if s.name not in needed[timeline]:
-                continue
-            # labels reported in (t - w, t): strictly before the payment
-            over = Window.partitionBy("_k").orderBy("_t").rangeBetween(-(s.window_us - 1), -1)
-            events = F.coalesce(F.sum("_e").over(over), F.lit(0))
-            cols.append(events.alias(f"_{timeline}__{s.name}"))
-            if timeline == "fraud" and s.op in ("since_first_fraud", "since_last_fraud"):
-                pick = F.min if s.op == "since_first_fraud" else F.max
-                at = pick(F.when(F.col("_e") == 1, F.col("_t"))).over(over)
-                cols.append(at.alias(f"_at__{s.name}"))
-        frames.append(line.select("payment_id", "_e", "_t", *cols)
-                      .where(F.col("_e") == 0).drop("_e"))
-    joined = frames[0]
-    for other in frames[1:]:
-        joined = joined.join(other.drop("_t"), "payment_id")
+            needed.setdefault(tl, []).append(s)
+    keyed = base.where(F.col(key).isNotNull()).select(
+        F.col(key).alias("_k"), "payment_id", "_t",
+        *[c for tl, c in event_time.items() if tl in needed])
+    since = [s for s in specs if s.op in ("since_first_fraud", "since_last_fraud")]
+    counts = {}
+    for timeline, own in needed.items():
+        windows = sorted({s.window_us for s in own})  # type: ignore[type-var]
+        counts[timeline] = _timeline_counts(keyed, event_time[timeline], windows,
+                                            with_times=timeline == "fraud" and bool(since))
+    joined = None
+    for timeline, frame in counts.items():
+        renamed = frame.select("payment_id", "_k", "_t", *[
+            F.col(c).alias(f"_{timeline}{c}") for c in frame.columns
+            if c not in ("payment_id", "_k", "_t")])
+        joined = renamed if joined is None else joined.join(
+            renamed.drop("_k", "_t"), "payment_id")
+    assert joined is not None
+
+    def in_window(timeline: str, w: int) -> Column:
+        return F.col(f"_{timeline}_before") - F.col(f"_{timeline}_gone_{w}")
+
+    # the first fraud report inside a window is the entity's report number gone + 1, in
+    # report-time order (reports leave windows in the order they came)
+    firsts = [s for s in since if s.op == "since_first_fraud"]
+    for s in firsts:
+        numbered = (keyed.where(F.col("_fraud_t").isNotNull())
+                    .select(F.col("_k").alias(f"_k_{s.name}"),
+                            F.col("_fraud_t").alias(f"_first_{s.name}"),
+                            F.row_number().over(Window.partitionBy("_k").orderBy("_fraud_t"))
+                            .alias(f"_n_{s.name}")))
+        joined = joined.join(
+            numbered,
+            (F.col("_k") == F.col(f"_k_{s.name}"))
+            & (F.col(f"_fraud_gone_{s.window_us}") + 1 == F.col(f"_n_{s.name}")),
+            "left")
     out = [F.col("payment_id")]
     for s in specs:
+        w = s.window_us
+        assert w is not None
         if s.op == "fraud_count":
-            expr = F.col(f"_fraud__{s.name}").cast("double")
+            expr = in_window("fraud", w).cast("double")
         elif s.op == "label_count":
-            expr = F.col(f"_labelled__{s.name}").cast("double")
+            expr = in_window("labelled", w).cast("double")
         elif s.op == "fraud_rate":
-            labelled = F.col(f"_labelled__{s.name}")
-            expr = F.when(labelled > 0, F.col(f"_fraud__{s.name}") / labelled).otherwise(0.0)
+            labelled = in_window("labelled", w)
+            expr = F.when(labelled > 0, in_window("fraud", w) / labelled).otherwise(0.0)
         else:
-            expr = (F.col("_t") - F.col(f"_at__{s.name}")) / F.lit(1e6)
+            at = (F.col(f"_first_{s.name}") if s.op == "since_first_fraud"
+                  else F.col("_fraud_last_r"))
+            expr = F.when(in_window("fraud", w) > 0, (F.col("_t") - at) / F.lit(1e6))
         out.append(expr.cast("double").alias(s.name))
     return joined.select(*out)
 
