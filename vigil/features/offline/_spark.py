@@ -7,9 +7,10 @@ plus the payment itself, but not the others at exactly ``t``). So each windowed 
 is taken over the strictly earlier payments, ``RANGE BETWEEN w-1 PRECEDING AND 1
 PRECEDING``, and the payment's own value is folded in afterwards (a count plus one, a
 minimum with its own amount, a set of distinct values with its own). Label-aware features
-run over a timeline per entity on which each payment's first label report sits at its
-report time, as in the DuckDB engine's SQL form, so a payment only sees labels reported
-strictly before it.
+are not sliding frames (Spark re-aggregates a sliding frame for every row, quadratic in a busy
+terminal's payments): they are running counts over a timeline per entity on which each
+payment's first label report enters at its report time and leaves each window ``w`` later,
+so a payment only sees labels reported strictly before it (see :func:`_timeline_counts`).
 
 Only the DataFrame API is used (no Python functions run on the executors), so a cluster's
 workers need Java and Spark, not vigil. PySpark is the ``spark`` extra.
