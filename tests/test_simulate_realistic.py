@@ -8,6 +8,7 @@ seconds.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import numpy as np
@@ -20,6 +21,7 @@ from vigil.events import (
     EventData,
     check_accounts_refer,
     check_labels_refer,
+    load_dataset,
     validate_account_events,
     validate_accounts,
     validate_identity_truth,
@@ -37,6 +39,7 @@ from vigil.simulate.realistic import (
     AdaptiveFraud,
     CardTesting,
     CompromisedTerminal,
+    FraudBatch,
     FriendlyFraud,
     LabelModel,
     StolenCardCNP,
@@ -142,6 +145,70 @@ def test_same_seed_same_tables_and_files_other_seed_differs(tmp_path) -> None:
             "identity_truth.parquet", "truth.parquet"} <= {str(f) for f in files}
     for f in files:
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    # written as it is made: the same seed, the same bytes; another seed, other payments
+    for name, seed in (("s1", 1), ("s2", 1), ("s3", 2)):
+        world.simulate_to(tmp_path / name, 21, start=START, seed=seed, chunk_days=5)
+    streamed = sorted(f.relative_to(tmp_path / "s1") for f in (tmp_path / "s1").rglob("*")
+                      if f.is_file())
+    assert streamed == files  # the layout of write_dataset, no leftovers
+    for f in streamed:
+        assert (tmp_path / "s1" / f).read_bytes() == (tmp_path / "s2" / f).read_bytes(), f
+    assert (tmp_path / "s1" / "truth.parquet").read_bytes() != (
+        tmp_path / "s3" / "truth.parquet").read_bytes()
+
+
+TABLES = ("payments", "labels", "truth", *IDENTITY_TABLES)
+
+
+@pytest.mark.parametrize("chunk_days", [1, 4, 30])
+def test_the_written_folder_holds_what_simulate_returns(tmp_path, chunk_days: int) -> None:
+    # a start at 06:30: run days straddle calendar days, and a day's file is written once
+    start = START + pd.Timedelta(hours=6, minutes=30)
+    world = tiny(scenarios=raised_rates(ring_rate=3.0))
+    data = world.simulate(24, start=start, seed=6)
+    days_seen = []
+    info = world.simulate_to(tmp_path, 24, start=start, seed=6, chunk_days=chunk_days,
+                             progress=lambda done, total, payments: days_seen.append(
+                                 (done, total, payments)))
+    written = load_dataset(tmp_path)
+    for name in TABLES:
+        assert getattr(written, name).equals(getattr(data, name)), name
+    assert info == written.info == json.loads(json.dumps(data.info, default=str))
+    assert info["identity_truth"] == data.identity_truth.num_rows
+    assert len(list((tmp_path / "payments").iterdir())) == 25  # 24 days from 06:30
+    assert [d[:2] for d in days_seen] == [(d, 24) for d in range(1, 25)]
+    assert days_seen[-1][2] == data.payments.num_rows
+    assert [p for *_, p in days_seen] == sorted(p for *_, p in days_seen)
+
+
+class _LateScenario:
+    """A scenario that buys one gift card a day, and (``reach`` days later) records it."""
+
+    name, rate, is_fraud, report_share = "late", 1.0, True, None
+
+    def __init__(self, reach: int) -> None:
+        self.reach = reach
+
+    def plan(self, world, rng):
+        return self
+
+    def step(self, day):
+        at = (day.day - self.reach) * 86_400 + 3_600
+        if at < 0:
+            return FraudBatch()
+        row = {"t": at, "card": 0, "merchant": 0, "terminal": -1, "device": 0, "ip": 0,
+               "email": 0, "amount": 25.0, "cnp": True, "incident": day.day, "account": -1,
+               "declined": False}
+        payment = type(day.legit)(**{k: np.array([v]) for k, v in row.items()})
+        return FraudBatch(new=payment, incidents=1)
+
+
+def test_a_scenario_may_reach_back_two_days_not_more(tmp_path) -> None:
+    data = tiny(scenarios=[_LateScenario(reach=2)]).simulate(10, start=START, seed=0)
+    assert data.info["scenarios"]["late"] == data.info["incidents"]["late"] == 8
+    with pytest.raises(ConfigError, match=r"scenario 'late' made a row at .* at most 2 days"):
+        tiny(scenarios=[_LateScenario(reach=3)]).simulate_to(tmp_path, 10, start=START,
+                                                              seed=0, chunk_days=2)
 
 
 def test_tables_follow_the_schemas(data: EventData) -> None:
@@ -593,7 +660,7 @@ def test_the_simulate_command_writes_a_preset_world(tmp_path):
 
     runner = CliRunner()
     done = runner.invoke(main, ["simulate", "--preset", "small", "--days", "10", "--seed", "3",
-                                "--out", str(tmp_path / "w")])
+                                "--chunk-days", "3", "--out", str(tmp_path / "w")])
     assert done.exit_code == 0, done.output
     data = load_dataset(tmp_path / "w")
     assert data.payments.num_rows > 1000

@@ -133,36 +133,40 @@ class SessionBlock(Block):
     incident: np.ndarray  # int64
 
 
-@dataclass
-class AccountActivity:
-    """The legitimate side of the accounts: what scenarios may look at, and the rows."""
+class Accounts:
+    """Every customer's account, and what the run has made of it so far.
 
-    accounts: AccountBlock  # one per customer, in customer order
-    events: EventBlock
-    sessions: SessionBlock
-    email_change_t: np.ndarray  # per customer: when they changed their e-mail (NEVER: not)
-    new_email: np.ndarray  # per customer: the new address, or -1
-    login_rows: np.ndarray  # successful logins in events, sorted by (account, t)
+    ``block`` holds one account per customer, in customer order. ``created`` of a customer
+    who signs up during the run is settled on their sign-up day (before their first payment
+    that day; it only ever moves earlier); e-mail changes are known once the day they happen
+    on has been made.
+    """
+
+    def __init__(self, block: AccountBlock) -> None:
+        self.block = block
+        n = len(block)
+        self.email_change_t = np.full(n, NEVER, dtype=np.int64)  # NEVER: not changed
+        self.new_email = np.full(n, -1, dtype=np.int64)
 
     def created(self, account: np.ndarray) -> np.ndarray:
         """When each account was opened (seconds since the start)."""
-        return self.accounts.t[account]
+        return self.block.t[account]
 
     def email_at(self, account: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Each account's e-mail address at time ``t``."""
         changed = t > self.email_change_t[account]
-        return np.where(changed, self.new_email[account], self.accounts.email[account])
+        return np.where(changed, self.new_email[account], self.block.email[account])
 
-    def next_login(self, account: np.ndarray, after: np.ndarray) -> np.ndarray:
-        """The row (in ``events``) of each account's first own login after ``after``; -1."""
-        rows = self.login_rows
-        if rows.size == 0:
-            return np.full(len(account), -1, dtype=np.int64)
-        acc, t = self.events.account[rows], self.events.t[rows]
-        pos = np.searchsorted(_key(acc, t), _key(account, after), side="right")
-        safe = np.minimum(pos, rows.size - 1)
-        found = (pos < rows.size) & (acc[safe] == account)
-        return np.where(found, rows[safe], -1)
+
+def next_login(logins: EventBlock, account: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """The row (in ``logins``, sorted by account then time) of each account's first login
+    after ``after``; -1 where there is none."""
+    if len(logins) == 0:
+        return np.full(len(account), -1, dtype=np.int64)
+    pos = np.searchsorted(_key(logins.account, logins.t), _key(account, after), side="right")
+    safe = np.minimum(pos, len(logins) - 1)
+    found = (pos < len(logins)) & (logins.account[safe] == account)
+    return np.where(found, safe, -1)
 
 
 def _key(account: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -210,112 +214,162 @@ def genuine_sessions(rng: np.random.Generator, ident: Identities, account: np.nd
         ip=ip.astype(np.int64), fraud=np.zeros(n, bool), incident=np.full(n, -1, np.int64))
 
 
-def legit_activity(pop: Population, ident: Identities, legit: PaymentBlock,
-                   rng: np.random.Generator, model: AccountModel, days: int, start_day: int
-                   ) -> AccountActivity:
-    """Every customer's account and its legitimate use (``start_day``: the run's first day,
-    in days since 1970).
+class LegitActivity:
+    """The legitimate side of the accounts, one day at a time.
 
-    Sets ``legit.account`` (payments made through the account) and, after an e-mail change,
-    ``legit.email``; appends the new addresses to ``pop``'s e-mails.
+    Drawn up front: each account (its sign-up, planned), each customer's guest habit, who
+    verifies at sign-up. Carried from day to day: each customer's last account payment (a
+    session goes on across midnight), who changed their e-mail (at most once a run), the new
+    addresses. Days must be asked for in order.
     """
-    n, end = pop.n_customers, days * SECONDS_PER_DAY
-    customers = np.arange(n, dtype=np.int64)
-    owner = pop.card_owner[legit.card]
 
-    # sign-up: on the customer's first day, before their first payment
-    first_pay = np.full(n, NEVER, dtype=np.int64)
-    np.minimum.at(first_pay, owner, legit.t)
-    created = np.minimum(pop.cust_signup_day * SECONDS_PER_DAY + hour_seconds(rng, n),
-                         first_pay - rng.integers(60, 1800, size=n))
-    accounts = AccountBlock(
-        account=customers, t=created, email=pop.cust_email.copy(), device=pop.cust_phone.copy(),
-        ip=home_ip(pop, rng, customers, np.ones(n, bool)), country=pop.cust_country.copy(),
-        name=ident.name, dob=ident.dob, address=ident.address, fraud=np.zeros(n, bool),
-        incident=np.full(n, -1, np.int64))
+    def __init__(self, pop: Population, ident: Identities, rng: np.random.Generator,
+                 model: AccountModel, days: int, start_day: int) -> None:
+        self.pop, self.ident, self.rng, self.model = pop, ident, rng, model
+        self.end, self.start_day = days * SECONDS_PER_DAY, start_day
+        n = pop.n_customers
+        customers = np.arange(n, dtype=np.int64)
+        # sign-up: on the customer's first day; on that day before their first payment
+        created = pop.cust_signup_day * SECONDS_PER_DAY + hour_seconds(rng, n)
+        self.lead = rng.integers(60, 1800, size=n)
+        self.accounts = Accounts(AccountBlock(
+            account=customers, t=created, email=pop.cust_email.copy(),
+            device=pop.cust_phone.copy(), ip=home_ip(pop, rng, customers, np.ones(n, bool)),
+            country=pop.cust_country.copy(), name=ident.name, dob=ident.dob,
+            address=ident.address, fraud=np.zeros(n, bool), incident=np.full(n, -1, np.int64)))
+        # online: through the account, or as a guest (each customer has their habit)
+        g = model.guest_share
+        self.guest_p = rng.beta(1.5, 1.5 * (1 - g) / g, size=n) if 0 < g < 1 else np.full(n, g)
+        # identity verification at a share of sign-ups, minutes after it
+        self.verified = rng.random(n) < model.signup_verification_share
+        self.verify_after = rng.integers(60, 900, size=n)
+        # who has an account on each day: customers by sign-up day
+        self.by_signup = np.argsort(pop.cust_signup_day, kind="stable")
+        self.signup_sorted = pop.cust_signup_day[self.by_signup]
+        # a session's last account payment and its device, per customer
+        self.last_t = np.full(n, -NEVER, dtype=np.int64)
+        self.last_device = np.full(n, -1, dtype=np.int64)
 
-    # online: through the account, or as a guest (each customer has their habit)
-    g = model.guest_share
-    guest_p = rng.beta(1.5, 1.5 * (1 - g) / g, size=n) if 0 < g < 1 else np.full(n, g)
-    online = np.flatnonzero(legit.cnp)
-    via = online[rng.random(online.size) >= guest_p[owner[online]]]
-    legit.account[via] = owner[via]
+    def day(self, day: int, legit: PaymentBlock) -> tuple[EventBlock, SessionBlock, EventBlock]:
+        """The account events and verification sessions of ``day``'s legitimate payments
+        and of customers looking around; and the day's successful logins sorted by account
+        and time (for scenarios that wait for a customer's next login).
 
-    # a login before each session of account payments (a long pause or another device: a new
-    # session)
-    via = via[np.lexsort((legit.t[via], owner[via]))]
-    c, t, dev = owner[via], legit.t[via], legit.device[via]
-    new = np.ones(via.size, dtype=bool)
-    new[1:] = (c[1:] != c[:-1]) | (t[1:] - t[:-1] > model.session_hours * 3600) | \
-        (dev[1:] != dev[:-1])
-    first = via[new]
-    s_acc = owner[first]
-    s_t = np.maximum(legit.t[first] - rng.integers(20, 600, size=first.size),
-                     created[s_acc] + 5)
-    session_logins = EventBlock.make(t=s_t, account=s_acc, kind=cat.LOGIN,
-                                     device=legit.device[first], ip=legit.ip[first])
+        Sets ``legit.account`` (payments made through the account). Rows before the run
+        (sign-ups long ago and their verification) come with day 0; a login minutes before
+        a payment just after midnight lies on the day before.
+        """
+        pop, rng, model, acc = self.pop, self.rng, self.model, self.accounts
+        created = acc.block.t
+        owner = pop.card_owner[legit.card]
+        lo = np.searchsorted(self.signup_sorted, day, side="left")
+        hi = np.searchsorted(self.signup_sorted, day, side="right")
+        active = self.by_signup[:hi]  # customers with an account today
+        # sign-ups today: minutes before the first payment, if that comes before the plan;
+        # those long before the run come with day 0
+        new = self.by_signup[lo:hi]
+        signing_up = new if day > 0 else active
+        first_pay = np.full(pop.n_customers, NEVER, dtype=np.int64)
+        today = np.flatnonzero(pop.cust_signup_day[owner] == day)
+        np.minimum.at(first_pay, owner[today], legit.t[today])
+        created[new] = np.minimum(created[new], first_pay[new] - self.lead[new])
+        v = signing_up[self.verified[signing_up]]
+        signup = genuine_sessions(rng, self.ident, v, created[v] + self.verify_after[v],
+                                  cat.SIGNUP, acc.block.device[v], acc.block.ip[v],
+                                  self.start_day)
 
-    # logins just to look around, from the phone or a device the household shares
-    first_day = np.maximum(pop.cust_signup_day, 0)
-    active = np.maximum(days - first_day, 0)
-    b_acc = np.repeat(customers, rng.poisson(model.extra_logins_per_day * active))
-    day = first_day[b_acc] + (rng.random(b_acc.size) * active[b_acc]).astype(np.int64)
-    b_t = np.maximum(day * SECONDS_PER_DAY + hour_seconds(rng, b_acc.size), created[b_acc] + 5)
-    hh = pop.cust_household[b_acc]
-    n_shared = np.diff(pop.hh_dev_offsets)[hh]
-    shared = (rng.random(b_acc.size) < 0.35) & (n_shared > 0)
-    which = pop.hh_dev_offsets[hh] + rng.integers(0, np.maximum(n_shared, 1))
-    b_dev = pop.cust_phone[b_acc].copy()
-    b_dev[shared] = pop.hh_devices[which[shared]]
-    browse = EventBlock.make(t=b_t, account=b_acc, kind=cat.LOGIN, device=b_dev,
-                             ip=home_ip(pop, rng, b_acc, ~shared))
-    logins = EventBlock.concat([session_logins, browse])
-    logins = logins.take(logins.t < end)
+        # online: through the account, or as a guest
+        online = np.flatnonzero(legit.cnp)
+        via = online[rng.random(online.size) >= self.guest_p[owner[online]]]
+        legit.account[via] = owner[via]
 
-    # a mistyped password first, now and then
-    f = np.flatnonzero(rng.random(len(logins)) < model.failed_login_share)
-    failed = logins.take(f)
-    failed.t = np.maximum(failed.t - rng.integers(5, 120, size=f.size),
-                          created[failed.account] + 1)
-    failed.success[:] = False
+        # a login before each session of account payments (a long pause or another device: a
+        # new session), which may have begun yesterday
+        via = via[np.lexsort((legit.t[via], owner[via]))]
+        c, t, dev = owner[via], legit.t[via], legit.device[via]
+        prev_t, prev_dev = np.empty_like(t), np.empty_like(dev)
+        first_of = np.ones(via.size, dtype=bool)
+        first_of[1:] = c[1:] != c[:-1]
+        prev_t[1:], prev_dev[1:] = t[:-1], dev[:-1]
+        prev_t[first_of], prev_dev[first_of] = self.last_t[c[first_of]], \
+            self.last_device[c[first_of]]
+        new_session = (t - prev_t > model.session_hours * 3600) | (dev != prev_dev)
+        last_of = np.ones(via.size, dtype=bool)
+        last_of[:-1] = c[:-1] != c[1:]
+        self.last_t[c[last_of]], self.last_device[c[last_of]] = t[last_of], dev[last_of]
+        first = via[new_session]
+        s_acc = owner[first]
+        s_t = np.maximum(legit.t[first] - rng.integers(20, 600, size=first.size),
+                         created[s_acc] + 5)
+        session_logins = EventBlock.make(t=s_t, account=s_acc, kind=cat.LOGIN,
+                                         device=legit.device[first], ip=legit.ip[first])
 
-    exposure = active.sum() / 365.0  # account-years in the run
-    password = _after_logins(rng, logins, rng.poisson(model.password_changes_per_year
-                                                      * exposure), cat.PASSWORD_CHANGE)
-    email = _after_logins(rng, logins, rng.poisson(model.email_changes_per_year * exposure),
-                          cat.EMAIL_CHANGE)
-    email = email.take(np.argsort(email.t, kind="stable"))
-    email = email.take(email.t < end)
-    email = email.take(np.sort(np.unique(email.account, return_index=True)[1]))  # the first
-    email.email = len(pop.email_domain) + np.arange(len(email), dtype=np.int64)
-    pop.email_domain = np.concatenate([pop.email_domain, rng.choice(
-        len(cat.FREEMAIL_DOMAINS), size=len(email),
-        p=cat.FREEMAIL_WEIGHTS / cat.FREEMAIL_WEIGHTS.sum())])
-    pop.email_fraud = np.concatenate([pop.email_fraud, np.zeros(len(email), dtype=bool)])
-    change_t = np.full(n, NEVER, dtype=np.int64)
-    change_t[email.account] = email.t
-    new_email = np.full(n, -1, dtype=np.int64)
-    new_email[email.account] = email.email
-    moved = np.flatnonzero((legit.email >= 0) & (legit.t > change_t[owner]))
-    legit.email[moved] = new_email[owner[moved]]
+        # logins just to look around, from the phone or a device the household shares
+        k = rng.poisson(model.extra_logins_per_day * active.size) if active.size else 0
+        b_acc = active[rng.integers(0, max(active.size, 1), size=k)]
+        b_t = np.maximum(day * SECONDS_PER_DAY + hour_seconds(rng, k), created[b_acc] + 5)
+        hh = pop.cust_household[b_acc]
+        n_shared = np.diff(pop.hh_dev_offsets)[hh]
+        shared = (rng.random(k) < 0.35) & (n_shared > 0)
+        which = pop.hh_dev_offsets[hh] + rng.integers(0, np.maximum(n_shared, 1))
+        b_dev = pop.cust_phone[b_acc].copy()
+        b_dev[shared] = pop.hh_devices[which[shared]]
+        browse = EventBlock.make(t=b_t, account=b_acc, kind=cat.LOGIN, device=b_dev,
+                                 ip=home_ip(pop, rng, b_acc, ~shared))
+        logins = EventBlock.concat([session_logins, browse])
+        logins = logins.take((logins.t >= 0) & (logins.t < self.end))  # before: history
 
-    # identity verification: at a share of sign-ups, and now and then later on (step-up)
-    v = np.flatnonzero(rng.random(n) < model.signup_verification_share)
-    signup = genuine_sessions(rng, ident, v, created[v] + rng.integers(60, 900, size=v.size),
-                              cat.SIGNUP, accounts.device[v], accounts.ip[v], start_day)
-    k = rng.poisson(model.step_ups_per_year * exposure) if len(logins) else 0
-    pick = rng.integers(0, max(len(logins), 1), size=k)
-    step_up = genuine_sessions(rng, ident, logins.account[pick],
-                               logins.t[pick] + rng.integers(10, 180, size=k), cat.STEP_UP,
-                               logins.device[pick], logins.ip[pick], start_day)
-    sessions = SessionBlock.concat([signup, step_up])
-    sessions = sessions.take(sessions.t < end)
+        # a mistyped password first, now and then
+        f = np.flatnonzero(rng.random(len(logins)) < model.failed_login_share)
+        failed = logins.take(f)
+        failed.t = np.maximum(failed.t - rng.integers(5, 120, size=f.size),
+                              created[failed.account] + 1)
+        failed.success[:] = False
 
-    events = EventBlock.concat([logins, failed, password.take(password.t < end), email])
-    ok = np.flatnonzero((events.kind == cat.LOGIN) & events.success)
-    login_rows = ok[np.argsort(_key(events.account[ok], events.t[ok]), kind="stable")]
-    return AccountActivity(accounts=accounts, events=events, sessions=sessions,
-                           email_change_t=change_t, new_email=new_email, login_rows=login_rows)
+        years = active.size / 365.0  # account-years today
+        password = _after_logins(rng, logins, rng.poisson(model.password_changes_per_year
+                                                          * years), cat.PASSWORD_CHANGE)
+        email = self._email_changes(_after_logins(
+            rng, logins, rng.poisson(model.email_changes_per_year * years), cat.EMAIL_CHANGE))
+
+        # identity verification now and then at a later login (step-up)
+        k = rng.poisson(model.step_ups_per_year * years) if len(logins) else 0
+        pick = rng.integers(0, max(len(logins), 1), size=k)
+        step_up = genuine_sessions(rng, self.ident, logins.account[pick],
+                                   logins.t[pick] + rng.integers(10, 180, size=k), cat.STEP_UP,
+                                   logins.device[pick], logins.ip[pick], self.start_day)
+        sessions = SessionBlock.concat([signup, step_up])
+        sessions = sessions.take(sessions.t < self.end)
+
+        events = EventBlock.concat([logins, failed, password.take(password.t < self.end),
+                                    email])
+        events = events.take(events.t >= 0)
+        ok = np.flatnonzero((events.kind == cat.LOGIN) & events.success)
+        ok = ok[np.argsort(_key(events.account[ok], events.t[ok]), kind="stable")]
+        return events, sessions, events.take(ok)
+
+    def _email_changes(self, email: EventBlock) -> EventBlock:
+        """Today's e-mail changes: the first of each account that never changed it, with a
+        new address each (appended to the population's e-mails)."""
+        pop, acc = self.pop, self.accounts
+        email = email.take(np.argsort(email.t, kind="stable"))
+        email = email.take((email.t < self.end) & (acc.email_change_t[email.account] == NEVER))
+        email = email.take(np.sort(np.unique(email.account, return_index=True)[1]))
+        email.email = len(pop.email_domain) + np.arange(len(email), dtype=np.int64)
+        pop.email_domain = np.concatenate([pop.email_domain, self.rng.choice(
+            len(cat.FREEMAIL_DOMAINS), size=len(email),
+            p=cat.FREEMAIL_WEIGHTS / cat.FREEMAIL_WEIGHTS.sum())])
+        pop.email_fraud = np.concatenate([pop.email_fraud, np.zeros(len(email), dtype=bool)])
+        acc.email_change_t[email.account] = email.t
+        acc.new_email[email.account] = email.email
+        return email
+
+    def moved_email(self, customer: np.ndarray, t: np.ndarray, email: np.ndarray) -> np.ndarray:
+        """``email`` of legitimate payments, with the new address where the customer had
+        changed theirs before ``t`` (in person, without an e-mail, stays -1)."""
+        acc = self.accounts
+        moved = (email >= 0) & (t > acc.email_change_t[customer])
+        return np.where(moved, acc.new_email[customer], email)
 
 
 def _after_logins(rng: np.random.Generator, logins: EventBlock, k: int, kind: int

@@ -1,5 +1,14 @@
 """What a fraud scenario of the realistic world sees, what it returns, and the helpers
 scenarios share (victims, start times, bursts, thieves' IPs).
+
+The world is made one day at a time, so that a run of any length fits in memory. A scenario
+*plans* its run once, before the first day (:meth:`RealisticScenario.plan`, which sees the
+population, the people and their accounts): what can be drawn up front is drawn there (its
+incidents are few, even when they last weeks, as a ring's). The plan then *steps* through
+the days (:meth:`ScenarioRun.step`), each time seeing the day's legitimate payments and
+logins, and returns what it did that day: payments it made, legitimate payments it claims,
+accounts, account events and verification sessions. :class:`Planned` steps through a run
+drawn entirely up front.
 """
 
 from __future__ import annotations
@@ -12,45 +21,73 @@ import numpy as np
 from vigil.simulate._base import check_float
 from vigil.simulate.realistic import _catalog as cat
 from vigil.simulate.realistic._accounts import (
-    AccountActivity,
     AccountBlock,
+    Accounts,
     EventBlock,
     SessionBlock,
 )
 from vigil.simulate.realistic._entities import NewCustomers, Population
 from vigil.simulate.realistic._identity import Identities
-from vigil.simulate.realistic._legit import SECONDS_PER_DAY, PaymentBlock
+from vigil.simulate.realistic._legit import SECONDS_PER_DAY, Block, PaymentBlock
+
+REACH_BACK_DAYS = 2
+"""How far before its day a row made on that day may lie (a login minutes before a payment
+just after midnight; a takeover, handled the day after it began, with its failed logins the
+night before). Rows earlier than the day before yesterday are already written."""
 
 
 @dataclass(frozen=True)
 class WorldContext:
-    """What a scenario may look at: the population, the legitimate payments, the people's
-    identities and their accounts' activity; and where it registers customers it creates.
+    """What a scenario may look at when it plans: the population, the people's identities,
+    their accounts; and where it registers customers it creates.
 
     ``start_day`` is the run's first day in days since 1970 (for dates of birth and of
     expiry); ``decline_share`` the share of ordinary payments an issuer declines.
+    ``accounts`` changes as the run goes on (a sign-up during the run is settled on its day,
+    e-mail changes come as they happen): read it in :meth:`ScenarioRun.step` for what is
+    known by then.
     """
 
     population: Population
-    legit: PaymentBlock
     days: int
     identities: Identities
-    activity: AccountActivity
+    accounts: Accounts
     new_customers: NewCustomers
     decline_share: float
     start_day: int
 
 
+@dataclass(frozen=True)
+class DayContext:
+    """One day of the run, as the legitimate world made it.
+
+    ``legit``: the day's legitimate payments (the rows a :class:`FraudBatch` claims are
+    numbered in it, from 0); ``logins``: the day's successful logins by the customers
+    themselves, sorted by account and time (see :func:`~._accounts.next_login`).
+    """
+
+    day: int
+    days: int
+    legit: PaymentBlock
+    logins: EventBlock
+
+    @property
+    def last(self) -> bool:
+        """Whether this is the run's last day."""
+        return self.day == self.days - 1
+
+
 @dataclass
 class FraudBatch:
-    """What one scenario did.
+    """What one scenario did (on one day, or over the whole run for :class:`Planned`).
 
-    ``new``: payments it made (their ``incident`` numbers are the scenario's own, from 0;
-    ``-1`` for fraud nobody will report); ``claimed``: rows of the legitimate payments it
-    turns into its own; ``incidents``: how many incidents (stolen cards, attacks,
-    compromises, rings) it caused; ``accounts``, ``events``, ``sessions``: accounts it opened,
-    account events and verification sessions it caused (their ``fraud`` flag says whether
-    the fraudster did it; a victim recovering their account did not).
+    ``new``: payments it made (their ``incident`` numbers are the scenario's own, from 0, the
+    same on every day for one incident; ``-1`` for fraud nobody will report); ``claimed``:
+    rows of the day's legitimate payments it turns into its own; ``incidents``: how many
+    incidents (stolen cards, attacks, compromises, rings) it caused; ``accounts``,
+    ``events``, ``sessions``: accounts it opened, account events and verification sessions
+    it caused (their ``fraud`` flag says whether the fraudster did it; a victim recovering
+    their account did not).
     """
 
     new: PaymentBlock | None = None
@@ -62,13 +99,27 @@ class FraudBatch:
 
 
 @runtime_checkable
+class ScenarioRun(Protocol):
+    """A scenario's plan for one run, stepped through the days in order."""
+
+    def step(self, day: DayContext) -> FraudBatch:
+        """What the scenario does on ``day``.
+
+        Rows must lie before the end of the run (later ones are dropped) and at most
+        :data:`REACH_BACK_DAYS` days before ``day`` (except on day 0, which may bring rows
+        from before the run: accounts opened long ago).
+        """
+        ...
+
+
+@runtime_checkable
 class RealisticScenario(Protocol):
     """A fraud scenario of :class:`~vigil.simulate.RealisticWorld`.
 
     ``is_fraud`` is the ground truth of its payments (``False`` for friendly fraud: real
     purchases that the cardholder disputes). ``report_share`` overrides the label model's
-    share of its frauds that are ever reported (``None``: the label model's). ``apply``
-    must draw all its randomness from ``rng``.
+    share of its frauds that are ever reported (``None``: the label model's). ``plan``
+    must draw all its randomness from ``rng`` (and the returned run from ``rng`` too).
     """
 
     name: str
@@ -76,9 +127,32 @@ class RealisticScenario(Protocol):
     is_fraud: bool
     report_share: float | None
 
-    def apply(self, world: WorldContext, rng: np.random.Generator) -> FraudBatch:
-        """The payments this scenario makes or claims."""
+    def plan(self, world: WorldContext, rng: np.random.Generator) -> ScenarioRun:
+        """Draw what can be drawn before the first day; the run does the rest day by day."""
         ...
+
+
+class Planned:
+    """A run drawn entirely up front, handed out one day at a time: each day the rows that
+    lie in it (day 0 also those before the run), the accounts and the incident count with
+    day 0."""
+
+    def __init__(self, batch: FraudBatch) -> None:
+        self.incidents, self.accounts = batch.incidents, batch.accounts
+        self._parts: dict[str, Block] = {}
+        for name in ("new", "events", "sessions"):
+            block = getattr(batch, name)
+            if block is not None and len(block):
+                self._parts[name] = block.take(np.argsort(block.t, kind="stable"))
+
+    def step(self, day: DayContext) -> FraudBatch:
+        out = FraudBatch(incidents=self.incidents if day.day == 0 else 0,
+                         accounts=self.accounts if day.day == 0 else None)
+        for name, block in self._parts.items():
+            lo = 0 if day.day == 0 else np.searchsorted(block.t, day.day * SECONDS_PER_DAY)
+            hi = np.searchsorted(block.t, (day.day + 1) * SECONDS_PER_DAY)
+            setattr(out, name, block.take(slice(lo, hi)))
+        return out
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -142,6 +216,7 @@ def thief_ips(rng: np.random.Generator, pop: Population, n: int, proxy_share: fl
 
 
 def within_run(block: PaymentBlock, days: int) -> PaymentBlock:
+    """The payments of ``block`` before the end of a run of ``days`` days."""
     return block.take(block.t < days * SECONDS_PER_DAY)
 
 

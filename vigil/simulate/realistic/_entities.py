@@ -308,12 +308,14 @@ def ip_strings(pop: Population) -> pa.Array:
     return pa.array([f"{a}.{b}.{c}.{d}" for a, b, c, d in octets.tolist()], pa.string())
 
 
-def email_strings(pop: Population) -> pa.Array:
-    """``name.x123@domain`` addresses, unique by construction (the index is in them)."""
+def email_strings(pop: Population, start: int = 0) -> pa.Array:
+    """``name.x123@domain`` addresses, unique by construction (the index is in them), of the
+    e-mails from ``start`` on."""
     names = cat.FIRST_NAMES
     out = [f"{names[i % len(names)]}.{'xq'[int(f)]}{i}@{cat.DOMAINS[d]}"
-           for i, (d, f) in enumerate(zip(pop.email_domain.tolist(), pop.email_fraud.tolist(),
-                                          strict=True))]
+           for i, (d, f) in enumerate(zip(pop.email_domain[start:].tolist(),
+                                          pop.email_fraud[start:].tolist(), strict=True),
+                                      start=start)]
     return pa.array(out, pa.string())
 
 

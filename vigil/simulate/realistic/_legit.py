@@ -17,7 +17,6 @@ from typing import Self
 
 import numpy as np
 
-from vigil.simulate._base import Progress
 from vigil.simulate.realistic import _catalog as cat
 from vigil.simulate.realistic._entities import N_FAVORITES, Population, popular
 
@@ -98,54 +97,62 @@ def draw_amounts(rng: np.random.Generator, category: np.ndarray,
     return np.round(np.maximum(amount, 0.5), 2)
 
 
-def legit_payments(pop: Population, rng: np.random.Generator, *, start_weekday: int,
-                   progress: Progress | None = None) -> PaymentBlock:
-    """Every customer's own payments, one day at a time (vectorised over customers)."""
-    days, n = pop.days, pop.n_customers
-    customers = np.arange(n, dtype=np.int64)
-    hour_p = cat.HOUR_WEIGHTS / cat.HOUR_WEIGHTS.sum()
-    fav_cdf = np.cumsum(1.0 / np.arange(1, N_FAVORITES + 1))  # the first favourite most often
-    fav_cdf /= fav_cdf[-1]
-    # where a customer at home may explore (local shops and any online shop), and where a
-    # traveller pays in person
-    explore_pool = [np.flatnonzero(((pop.m_country == k) & ~pop.m_online) | pop.m_online)
-                    for k in range(cat.N_HOME)]
-    abroad_pool = {int(k): np.flatnonzero((pop.m_country == k) & ~pop.m_online)
-                   for k in cat.TRAVEL_COUNTRIES}
-    n_terms = np.diff(pop.m_term_offsets)
-    n_shared = np.diff(pop.hh_dev_offsets)
-    trip_key = pop.trip_customer * (days + 1) + pop.trip_start
-    parts: list[PaymentBlock] = []
-    for day in range(days):
-        lam = pop.cust_rate * cat.WEEKDAY_FACTORS[(start_weekday + day) % 7]
+class LegitPayments:
+    """Every customer's own payments, made one day at a time (vectorised over customers).
+
+    Days must be asked for in order, 0, 1, 2, ...: they draw one after the other from ``rng``,
+    so a day's payments do not depend on how the run is cut into chunks.
+    """
+
+    def __init__(self, pop: Population, rng: np.random.Generator, *, start_weekday: int
+                 ) -> None:
+        self.pop, self.rng, self.start_weekday = pop, rng, start_weekday
+        self.hour_p = cat.HOUR_WEIGHTS / cat.HOUR_WEIGHTS.sum()
+        fav_cdf = np.cumsum(1.0 / np.arange(1, N_FAVORITES + 1))  # the first favourite most
+        self.fav_cdf = fav_cdf / fav_cdf[-1]
+        # where a customer at home may explore (local shops and any online shop), and where a
+        # traveller pays in person
+        self.explore_pool = [np.flatnonzero(((pop.m_country == k) & ~pop.m_online)
+                                            | pop.m_online) for k in range(cat.N_HOME)]
+        self.abroad_pool = {int(k): np.flatnonzero((pop.m_country == k) & ~pop.m_online)
+                            for k in cat.TRAVEL_COUNTRIES}
+        self.n_terms = np.diff(pop.m_term_offsets)
+        self.n_shared = np.diff(pop.hh_dev_offsets)
+        self.trip_key = pop.trip_customer * (pop.days + 1) + pop.trip_start
+        self.customers = np.arange(pop.n_customers, dtype=np.int64)
+
+    def day(self, day: int) -> PaymentBlock:
+        """The legitimate payments of ``day`` (0 is the run's first), in customer order."""
+        pop, rng, days = self.pop, self.rng, self.pop.days
+        lam = pop.cust_rate * cat.WEEKDAY_FACTORS[(self.start_weekday + day) % 7]
         counts = rng.poisson(lam)
         counts[pop.cust_signup_day > day] = 0  # new customers pay from their sign-up on
-        c = np.repeat(customers, counts)  # (m,)
+        c = np.repeat(self.customers, counts)  # (m,)
         m = c.size
-        t = (day * SECONDS_PER_DAY + rng.choice(24, size=m, p=hour_p) * 3600
+        t = (day * SECONDS_PER_DAY + rng.choice(24, size=m, p=self.hour_p) * 3600
              + rng.integers(0, 3600, size=m))
         country = pop.cust_country[c]
 
         # abroad? the latest trip that started by today and has not ended
         travelling = np.zeros(m, dtype=bool)
         where = country
-        if trip_key.size:
-            pos = np.searchsorted(trip_key, c * (days + 1) + day, side="right") - 1
+        if self.trip_key.size:
+            pos = np.searchsorted(self.trip_key, c * (days + 1) + day, side="right") - 1
             safe = np.maximum(pos, 0)
             travelling = ((pos >= 0) & (pop.trip_customer[safe] == c)
                           & (day < pop.trip_end[safe]))
             where = np.where(travelling, pop.trip_country[safe], country)
 
         # merchant: a regular, an explored one, or a shop abroad
-        merchant = pop.cust_favorites[c, np.searchsorted(fav_cdf, rng.random(m))]
+        merchant = pop.cust_favorites[c, np.searchsorted(self.fav_cdf, rng.random(m))]
         u = rng.random(m)
         explore = (u < 0.2) & ~travelling
         for k in range(cat.N_HOME):
             rows = np.flatnonzero(explore & (country == k))
-            if rows.size and explore_pool[k].size:
-                merchant[rows] = popular(rng, explore_pool[k], pop.m_popularity, rows.size)
+            if rows.size and self.explore_pool[k].size:
+                merchant[rows] = popular(rng, self.explore_pool[k], pop.m_popularity, rows.size)
         in_shop_abroad = travelling & (u < 0.75)
-        for k, pool in abroad_pool.items():
+        for k, pool in self.abroad_pool.items():
             rows = np.flatnonzero(in_shop_abroad & (where == k))
             if rows.size and pool.size:
                 merchant[rows] = popular(rng, pool, pop.m_popularity, rows.size)
@@ -153,11 +160,11 @@ def legit_payments(pop: Population, rng: np.random.Generator, *, start_weekday: 
         cnp = pop.m_online[merchant]
         terminal = np.where(
             cnp, -1, pop.m_term_offsets[merchant]
-            + rng.integers(0, np.maximum(n_terms[merchant], 1)))
+            + rng.integers(0, np.maximum(self.n_terms[merchant], 1)))
 
         # device: the customer's phone, or one the household shares
         hh = pop.cust_household[c]
-        k_shared = n_shared[hh]
+        k_shared = self.n_shared[hh]
         shared = (rng.random(m) < 0.35) & (k_shared > 0)
         device = pop.cust_phone[c]
         rows = np.flatnonzero(shared)
@@ -176,12 +183,9 @@ def legit_payments(pop: Population, rng: np.random.Generator, *, start_weekday: 
 
         amount = draw_amounts(rng, pop.m_category[merchant], pop.cust_scale[c])
         none = np.full(m, -1, dtype=np.int64)
-        parts.append(PaymentBlock(
+        return PaymentBlock(
             t=t.astype(np.int64), card=pop.card_on(c, np.full(m, day)), merchant=merchant,
             terminal=terminal, device=np.where(cnp, device, none),
             ip=np.where(cnp, ip, none), email=np.where(cnp, pop.cust_email[c], none),
             amount=amount, cnp=cnp, incident=none, account=none.copy(),
-            declined=np.zeros(m, dtype=bool)))
-        if progress is not None:
-            progress(day + 1, days)
-    return PaymentBlock.concat(parts)
+            declined=np.zeros(m, dtype=bool))

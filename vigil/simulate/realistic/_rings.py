@@ -13,7 +13,13 @@ from vigil.simulate.realistic._accounts import (
     SessionBlock,
     hour_seconds,
 )
-from vigil.simulate.realistic._context import FraudBatch, WorldContext, check_params, or_online
+from vigil.simulate.realistic._context import (
+    FraudBatch,
+    Planned,
+    WorldContext,
+    check_params,
+    or_online,
+)
 from vigil.simulate.realistic._entities import popular
 from vigil.simulate.realistic._identity import (
     DAYS_PER_YEAR,
@@ -65,7 +71,7 @@ class SyntheticIdentityRing:
     name: str = "synthetic_identity_ring"
     is_fraud: bool = True
 
-    def apply(self, world: WorldContext, rng: np.random.Generator) -> FraudBatch:
+    def plan(self, world: WorldContext, rng: np.random.Generator) -> Planned:
         check_params(self, rate=(0.0, None), accounts_mean=(1.0, None),
                      signup_days=(1.0, None), trust_days=(0.0, None),
                      trust_payments_per_day=(0.0, None), trust_amount_median=(0.0, None),
@@ -79,15 +85,15 @@ class SyntheticIdentityRing:
         rings = [self._ring(world, rng, i, int(first_day[i])) for i in range(k)]
         rings = [r for r in rings if r is not None]
         if not rings:
-            return FraudBatch(incidents=0)
+            return Planned(FraudBatch(incidents=0))
         offsets = np.cumsum([0] + [len(r[0]) for r in rings])[:-1]
         for (_, _, _, payments), offset in zip(rings, offsets, strict=True):
             payments.incident = np.where(payments.incident >= 0, payments.incident + offset, -1)
-        return FraudBatch(
+        return Planned(FraudBatch(
             new=PaymentBlock.concat([r[3] for r in rings]), incidents=k,
             accounts=AccountBlock.concat([r[0] for r in rings]),
             events=EventBlock.concat([r[1] for r in rings]),
-            sessions=SessionBlock.concat([r[2] for r in rings]))
+            sessions=SessionBlock.concat([r[2] for r in rings])))
 
     def _ring(self, world: WorldContext, rng: np.random.Generator, ring: int, first_day: int
               ) -> tuple[AccountBlock, EventBlock, SessionBlock, PaymentBlock] | None:

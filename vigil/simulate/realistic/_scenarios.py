@@ -1,10 +1,12 @@
 """Fraud scenarios of the realistic world, as pluggable objects.
 
-A scenario sees the population, the legitimate payments and the accounts' activity
-(:class:`WorldContext`) and returns a :class:`FraudBatch`: new payments it made (a thief's),
+A scenario plans its run from the population and the accounts (:class:`WorldContext`), then
+steps through the days, seeing each day's legitimate payments and logins
+(:class:`DayContext`), and returns :class:`FraudBatch` es: new payments it made (a thief's),
 legitimate payments it claims (a skimmed terminal's, a disputed purchase), and the accounts,
 account events and verification sessions it caused. Each has a ``rate`` and a unique
 ``name``, the ``scenario`` of its payments in the ground truth, which is never a feature.
+Thieves who only need the population are drawn entirely up front (:class:`Planned`).
 
 Scenarios that *claim* payments are applied in order: a later one re-names a payment an
 earlier one claimed. Frauds that add payments never collide.
@@ -21,7 +23,9 @@ import numpy as np
 
 from vigil.simulate.realistic import _catalog as cat
 from vigil.simulate.realistic._context import (
+    DayContext,
     FraudBatch,
+    Planned,
     RealisticScenario,
     WorldContext,
     bursts,
@@ -33,7 +37,7 @@ from vigil.simulate.realistic._context import (
     within_run,
 )
 from vigil.simulate.realistic._entities import popular
-from vigil.simulate.realistic._legit import SECONDS_PER_DAY, online_payments
+from vigil.simulate.realistic._legit import online_payments
 from vigil.simulate.realistic._rings import SyntheticIdentityRing
 from vigil.simulate.realistic._takeover import AccountTakeover
 
@@ -62,7 +66,7 @@ class StolenCardCNP:
     name: str = "stolen_card_cnp"
     is_fraud: bool = True
 
-    def apply(self, world: WorldContext, rng: np.random.Generator) -> FraudBatch:
+    def plan(self, world: WorldContext, rng: np.random.Generator) -> Planned:
         check_params(self, rate=(0.0, 1.0), burst_mean=(1.0, None), gap_minutes=(0.0, None),
                amount_median=(0.0, None), proxy_share=(0.0, 1.0), decline_share=(0.0, 1.0))
         pop = world.population
@@ -79,7 +83,7 @@ class StolenCardCNP:
             email=rng.choice(pop.fraud_emails, size=len(customer))[incident],
             amount=self.amount_median * np.exp(0.6 * rng.standard_normal(incident.size)),
             incident=incident, declined=rng.random(incident.size) < self.decline_share)
-        return FraudBatch(new=within_run(block, world.days), incidents=len(customer))
+        return Planned(FraudBatch(new=within_run(block, world.days), incidents=len(customer)))
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,7 @@ class CardTesting:
     name: str = "card_testing"
     is_fraud: bool = True
 
-    def apply(self, world: WorldContext, rng: np.random.Generator) -> FraudBatch:
+    def plan(self, world: WorldContext, rng: np.random.Generator) -> Planned:
         check_params(self, rate=(0.0, None), cards_mean=(1.0, None),
                      window_minutes=(0.0, None), decline_share=(0.0, 1.0))
         pop, days = world.population, world.days
@@ -129,7 +133,7 @@ class CardTesting:
             # each tested card is its own victim, who reports (or not) on their own
             incident=np.arange(attack.size, dtype=np.int64),
             declined=rng.random(attack.size) < self.decline_share)
-        return FraudBatch(new=within_run(block, days), incidents=int(k))
+        return Planned(FraudBatch(new=within_run(block, days), incidents=int(k)))
 
 
 @dataclass(frozen=True)
@@ -147,23 +151,32 @@ class CompromisedTerminal:
     name: str = "compromised_terminal"
     is_fraud: bool = True
 
-    def apply(self, world: WorldContext, rng: np.random.Generator) -> FraudBatch:
+    def plan(self, world: WorldContext, rng: np.random.Generator) -> _CompromisedTerminals:
         check_params(self, rate=(0.0, 1.0), window_days=(1.0, None), share=(0.0, 1.0))
-        pop, legit, days = world.population, world.legit, world.days
+        pop, days = world.population, world.days
         k = rng.poisson(self.rate * pop.n_terminals * days) if pop.n_terminals else 0
         terminal = rng.integers(0, max(pop.n_terminals, 1), size=k)
         first = rng.integers(0, days, size=k)
-        by_terminal = np.argsort(legit.terminal, kind="stable")
-        bounds = np.searchsorted(legit.terminal[by_terminal], terminal)
-        ends = np.searchsorted(legit.terminal[by_terminal], terminal, side="right")
+        return _CompromisedTerminals(self, rng, terminal, first)
+
+
+class _CompromisedTerminals:
+    """Which terminals are compromised from which day: each day, their payments."""
+
+    def __init__(self, scenario: CompromisedTerminal, rng: np.random.Generator,
+                 terminal: np.ndarray, first: np.ndarray) -> None:
+        self.share, self.window = scenario.share, int(scenario.window_days)
+        self.rng, self.terminal, self.first = rng, terminal, first
+
+    def step(self, day: DayContext) -> FraudBatch:
+        legit, d = day.legit, day.day
         claimed = []
-        for i in range(k):
-            rows = by_terminal[bounds[i]:ends[i]]
-            day = legit.t[rows] // SECONDS_PER_DAY
-            rows = rows[(day >= first[i]) & (day < first[i] + int(self.window_days))]
-            claimed.append(rows[rng.random(rows.size) < self.share])
+        for i in np.flatnonzero((self.first <= d) & (d < self.first + self.window)).tolist():
+            rows = np.flatnonzero(legit.terminal == self.terminal[i])
+            claimed.append(rows[self.rng.random(rows.size) < self.share])
         rows = np.unique(np.concatenate(claimed)) if claimed else np.zeros(0, np.int64)
-        return FraudBatch(claimed=rows.astype(np.int64), incidents=int(k))
+        return FraudBatch(claimed=rows.astype(np.int64),
+                          incidents=self.terminal.size if d == 0 else 0)
 
 
 @dataclass(frozen=True)
@@ -180,10 +193,20 @@ class FriendlyFraud:
     name: str = "friendly_fraud"
     is_fraud: bool = False
 
-    def apply(self, world: WorldContext, rng: np.random.Generator) -> FraudBatch:
+    def plan(self, world: WorldContext, rng: np.random.Generator) -> _Disputes:
         check_params(self, rate=(0.0, 1.0))
-        online = np.flatnonzero(world.legit.cnp)
-        rows = online[rng.random(online.size) < self.rate]
+        return _Disputes(self.rate, rng)
+
+
+class _Disputes:
+    """Each day, a share of the day's legitimate online payments that will be disputed."""
+
+    def __init__(self, rate: float, rng: np.random.Generator) -> None:
+        self.rate, self.rng = rate, rng
+
+    def step(self, day: DayContext) -> FraudBatch:
+        online = np.flatnonzero(day.legit.cnp)
+        rows = online[self.rng.random(online.size) < self.rate]
         return FraudBatch(claimed=rows, incidents=int(rows.size))
 
 
@@ -208,7 +231,7 @@ class AdaptiveFraud:
     name: str = "adaptive_fraud"
     is_fraud: bool = True
 
-    def apply(self, world: WorldContext, rng: np.random.Generator) -> FraudBatch:
+    def plan(self, world: WorldContext, rng: np.random.Generator) -> Planned:
         check_params(self, rate=(0.0, 1.0), shift_day=(0.0, None), amount_median=(0.0, None),
                shifted_amount_median=(0.0, None), decline_share=(0.0, 1.0))
         pop = world.population
@@ -235,7 +258,7 @@ class AdaptiveFraud:
             device=rng.choice(pop.fraud_devices, size=k)[incident], ip=ip[incident],
             email=rng.choice(pop.fraud_emails, size=k)[incident], amount=amount,
             incident=incident, declined=rng.random(incident.size) < self.decline_share)
-        return FraudBatch(new=within_run(block, world.days), incidents=k)
+        return Planned(FraudBatch(new=within_run(block, world.days), incidents=k))
 
 
 def default_scenarios() -> list[RealisticScenario]:

@@ -6,9 +6,6 @@ become nulls.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,7 +23,6 @@ from vigil.events import (
     TRUTH_SCHEMA,
     VERIFICATION_REASONS,
     VERIFICATION_SCHEMA,
-    EventData,
 )
 from vigil.simulate._payments import fixed_width_ids, id_width
 from vigil.simulate.realistic import _catalog as cat
@@ -66,27 +62,104 @@ def masked(values: np.ndarray, valid: np.ndarray) -> pa.Array:
                                  null_count=int(len(values) - np.count_nonzero(valid)))
 
 
-@dataclass
-class Rows:
-    """Everything a run produced, as integer columns in final order, with the ground truth."""
+class Tables:
+    """Turns a run's integer rows into vigil's Arrow tables, part by part.
 
-    payments: PaymentBlock
-    is_fraud: np.ndarray
-    scenario_code: np.ndarray
-    accounts: AccountBlock  # sorted by account
-    account_code: np.ndarray
-    events: EventBlock  # in time order
-    event_code: np.ndarray
-    sessions: SessionBlock  # in time order
-    session_code: np.ndarray
-    names: list[str]  # scenario names by code, "legit" first
-    card_owner: np.ndarray  # every card's customer, the scenarios' new ones included
-    card_country: np.ndarray
-    n_customers: int
+    String ids are built once per entity (e-mails as new addresses appear); payments, events
+    and sessions are numbered in the order they are handed in, from ``first`` on, with a
+    fixed width (``widths``) so that the string order is the numeric order in every part.
+    """
+
+    def __init__(self, pop: Population, *, card_owner: np.ndarray, card_country: np.ndarray,
+                 n_customers: int, names: list[str], start_us: int, currency: str,
+                 widths: dict[str, int]) -> None:
+        self.pop, self.card_owner, self.card_country = pop, card_owner, card_country
+        self.start_us, self.currency, self.widths = start_us, currency, widths
+        self.names = pa.array(names, pa.string())
+        self.s = _Strings(pop, n_customers)
+        self.card = ids("card", len(card_owner))
+        self.merchant = ids("m", pop.n_merchants)
+        self.terminal = ids("t", max(pop.n_terminals, 1))
+
+    def payment_ids(self, rows: np.ndarray) -> pa.ChunkedArray:
+        return fixed_width_ids("p", rows, self.widths["payments"])
+
+    def payments(self, p: PaymentBlock, first: int, code: np.ndarray, is_fraud: np.ndarray
+                 ) -> tuple[pa.Table, pa.Table]:
+        """Payments numbered from ``first``, and their truth."""
+        s, pop, n = self.s, self.pop, len(p)
+        s.refresh()
+        payment_ids = self.payment_ids(first + np.arange(n))
+        cnp = pa.array(p.cnp)
+        columns = {
+            "payment_id": payment_ids,
+            "ts": _ts(self.start_us, p.t),
+            "amount": pa.array(p.amount, type=pa.float64()),
+            "currency": pa.repeat(pa.scalar(self.currency, pa.string()), n),
+            "card_id": take(self.card, p.card),
+            "customer_id": take(s.customer, self.card_owner[p.card]),
+            "merchant_id": take(self.merchant, p.merchant),
+            "terminal_id": take(self.terminal, p.terminal),
+            "device_id": take(s.device, p.device),
+            "ip": take(s.ip, p.ip),
+            "email": take(s.email, p.email),
+            "card_country": take(s.country, self.card_country[p.card]),
+            "ip_country": s.ip_country(p.ip),
+            "merchant_country": take(s.country, pop.m_country[p.merchant]),
+            "channel": pc.if_else(cnp, "card_not_present", "card_present"),
+            "account_id": take(s.account, p.account),
+            "status": pc.if_else(pa.array(p.declined), "declined", "authorized"),
+        }
+        payments = pa.Table.from_arrays([columns[f.name] for f in PAYMENT_SCHEMA],
+                                        schema=PAYMENT_SCHEMA)
+        truth = pa.Table.from_arrays([payment_ids, pa.array(is_fraud), self._scenario(code)],
+                                     schema=TRUTH_SCHEMA)
+        return payments, truth
+
+    def labels(self, row: np.ndarray, kind: np.ndarray, t: np.ndarray) -> pa.Table:
+        """Labels of the payments numbered ``row``."""
+        return pa.Table.from_arrays(
+            [self.payment_ids(row), pa.array(_LABEL_KINDS).take(pa.array(kind.astype(np.int64))),
+             pa.array(np.ones(row.size, dtype=bool)), _ts(self.start_us, t)],
+            schema=LABEL_SCHEMA)
+
+    def accounts(self, a: AccountBlock, code: np.ndarray) -> tuple[pa.Table, pa.Table]:
+        """Accounts, and their identity truth."""
+        self.s.refresh()
+        table = _accounts(self.s, a, self.start_us)
+        return table, self._identity_truth("accounts", table.column("account_id"), a, code)
+
+    def events(self, e: EventBlock, first: int, code: np.ndarray) -> tuple[pa.Table, pa.Table]:
+        """Account events numbered from ``first``, and their identity truth."""
+        self.s.refresh()
+        table = _events(self.s, e, self.start_us, first, self.widths["account_events"])
+        return table, self._identity_truth("account_events", table.column("event_id"), e, code)
+
+    def sessions(self, v: SessionBlock, first: int, code: np.ndarray
+                 ) -> tuple[pa.Table, pa.Table]:
+        """Verification sessions numbered from ``first``, and their identity truth."""
+        self.s.refresh()
+        table = _sessions(self.s, v, self.start_us, first,
+                          self.widths["verification_sessions"])
+        return table, self._identity_truth("verification_sessions", table.column("session_id"),
+                                           v, code)
+
+    def _scenario(self, code: np.ndarray) -> pa.Array:
+        return self.names.take(pa.array(code.astype(np.int64)))
+
+    def _identity_truth(self, table: str, record_id: pa.ChunkedArray,
+                        block: AccountBlock | EventBlock | SessionBlock, code: np.ndarray
+                        ) -> pa.Table:
+        return pa.Table.from_arrays([
+            pa.repeat(pa.scalar(table, pa.string()), len(block)),
+            record_id.combine_chunks() if isinstance(record_id, pa.ChunkedArray) else record_id,
+            pa.array(block.fraud, pa.bool_()), self._scenario(code),
+            masked(block.incident, code > 0),
+        ], schema=IDENTITY_TRUTH_SCHEMA)
 
 
 class _Strings:
-    """Each entity's string ids, built once."""
+    """Each entity's string ids, built once (e-mails: as new addresses appear)."""
 
     def __init__(self, pop: Population, n_customers: int) -> None:
         self.pop = pop
@@ -96,6 +169,12 @@ class _Strings:
         self.ip = ip_strings(pop)
         self.email = email_strings(pop)
         self.country = country_strings(np.arange(len(cat.COUNTRIES)))
+
+    def refresh(self) -> None:
+        """Add the e-mail addresses that customers changed to since the last call."""
+        known = len(self.email)
+        if len(self.pop.email_domain) > known:
+            self.email = pa.concat_arrays([self.email, email_strings(self.pop, known)])
 
     def ip_country(self, ip: np.ndarray) -> pa.Array:
         safe = np.maximum(ip, 0)
@@ -112,71 +191,6 @@ def _dates(days: np.ndarray) -> pa.Array:
 
 def _text(values: np.ndarray) -> pa.Array:
     return pa.array(values.tolist(), type=pa.string())
-
-
-def build_tables(pop: Population, rows: Rows, *, start_us: int, currency: str,
-                 label_row: np.ndarray, label_kind: np.ndarray, label_t: np.ndarray,
-                 info: dict[str, Any]) -> EventData:
-    """The dataset: payments, labels, truth, the identity tables and their truth."""
-    s = _Strings(pop, rows.n_customers)
-    p = rows.payments
-    n = len(p)
-    payment_ids = fixed_width_ids("p", np.arange(n), id_width(n, 10))
-    cnp = pa.array(p.cnp)
-    columns = {
-        "payment_id": payment_ids,
-        "ts": _ts(start_us, p.t),
-        "amount": pa.array(p.amount, type=pa.float64()),
-        "currency": pa.repeat(pa.scalar(currency, pa.string()), n),
-        "card_id": take(ids("card", len(rows.card_owner)), p.card),
-        "customer_id": take(s.customer, rows.card_owner[p.card]),
-        "merchant_id": take(ids("m", pop.n_merchants), p.merchant),
-        "terminal_id": take(ids("t", max(pop.n_terminals, 1)), p.terminal),
-        "device_id": take(s.device, p.device),
-        "ip": take(s.ip, p.ip),
-        "email": take(s.email, p.email),
-        "card_country": take(s.country, rows.card_country[p.card]),
-        "ip_country": s.ip_country(p.ip),
-        "merchant_country": take(s.country, pop.m_country[p.merchant]),
-        "channel": pc.if_else(cnp, "card_not_present", "card_present"),
-        "account_id": take(s.account, p.account),
-        "status": pc.if_else(pa.array(p.declined), "declined", "authorized"),
-    }
-    payments = pa.Table.from_arrays([columns[f.name] for f in PAYMENT_SCHEMA],
-                                    schema=PAYMENT_SCHEMA)
-
-    label_ids = payment_ids.take(pa.array(label_row, type=pa.int64()))
-    kinds = pa.array(_LABEL_KINDS).take(pa.array(label_kind.astype(np.int64)))
-    reported = _ts(start_us, label_t)
-    labels = pa.Table.from_arrays(
-        [label_ids, kinds, pa.array(np.ones(label_row.size, dtype=bool)), reported],
-        schema=LABEL_SCHEMA)
-
-    names = pa.array(rows.names, pa.string())
-    scenario = names.take(pa.array(rows.scenario_code.astype(np.int64)))
-    truth = pa.Table.from_arrays([payment_ids, pa.array(rows.is_fraud), scenario],
-                                 schema=TRUTH_SCHEMA)
-
-    accounts = _accounts(s, rows.accounts, start_us)
-    events = _events(s, rows.events, start_us)
-    sessions = _sessions(s, rows.sessions, start_us)
-    parts = ((accounts.column("account_id"), rows.accounts, rows.account_code, "accounts"),
-             (events.column("event_id"), rows.events, rows.event_code, "account_events"),
-             (sessions.column("session_id"), rows.sessions, rows.session_code,
-              "verification_sessions"))
-    identity_truth = pa.Table.from_arrays([
-        pa.chunked_array([pa.repeat(pa.scalar(table, pa.string()), len(block))
-                          for _, block, _, table in parts], pa.string()),
-        pa.chunked_array([c for col, *_ in parts for c in col.chunks], pa.string()),
-        pa.array(np.concatenate([block.fraud for _, block, _, _ in parts])),
-        pa.chunked_array([names.take(pa.array(code.astype(np.int64))) for _, _, code, _ in parts],
-                         pa.string()),
-        masked(np.concatenate([block.incident for _, block, _, _ in parts]),
-               np.concatenate([code > 0 for _, _, code, _ in parts])),
-    ], schema=IDENTITY_TRUTH_SCHEMA)
-    return EventData(payments=payments, labels=labels, truth=truth, info=info,
-                     accounts=accounts, account_events=events, verification_sessions=sessions,
-                     identity_truth=identity_truth)
 
 
 def _accounts(s: _Strings, a: AccountBlock, start_us: int) -> pa.Table:
@@ -196,10 +210,10 @@ def _accounts(s: _Strings, a: AccountBlock, start_us: int) -> pa.Table:
     return pa.Table.from_arrays([columns[f.name] for f in ACCOUNT_SCHEMA], schema=ACCOUNT_SCHEMA)
 
 
-def _events(s: _Strings, e: EventBlock, start_us: int) -> pa.Table:
+def _events(s: _Strings, e: EventBlock, start_us: int, first: int, width: int) -> pa.Table:
     n = len(e)
     columns = {
-        "event_id": fixed_width_ids("ev", np.arange(n), id_width(n, 9)),
+        "event_id": fixed_width_ids("ev", first + np.arange(n), width),
         "account_id": take(s.account, e.account),
         "ts": _ts(start_us, e.t),
         "kind": pa.array(ACCOUNT_EVENT_KINDS).take(pa.array(e.kind.astype(np.int64))),
@@ -213,12 +227,13 @@ def _events(s: _Strings, e: EventBlock, start_us: int) -> pa.Table:
                                 schema=ACCOUNT_EVENT_SCHEMA)
 
 
-def _sessions(s: _Strings, v: SessionBlock, start_us: int) -> pa.Table:
+def _sessions(s: _Strings, v: SessionBlock, start_us: int, first: int, width: int
+              ) -> pa.Table:
     n = len(v)
     embedding = np.ascontiguousarray(v.embedding, dtype=np.float32).reshape(-1)
     liveness = np.round(v.liveness, 4)
     columns = {
-        "session_id": fixed_width_ids("vs", np.arange(n), id_width(n, 7)),
+        "session_id": fixed_width_ids("vs", first + np.arange(n), width),
         "account_id": take(s.account, v.account),
         "created_at": _ts(start_us, v.t),
         "reason": pa.array(VERIFICATION_REASONS).take(pa.array(v.reason.astype(np.int64))),

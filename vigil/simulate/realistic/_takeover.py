@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from vigil.simulate.realistic import _catalog as cat
-from vigil.simulate.realistic._accounts import EventBlock
+from vigil.simulate.realistic._accounts import EventBlock, next_login
 from vigil.simulate.realistic._context import (
+    DayContext,
     FraudBatch,
     WorldContext,
     bursts,
@@ -18,7 +19,7 @@ from vigil.simulate.realistic._context import (
     victims,
     within_run,
 )
-from vigil.simulate.realistic._legit import SECONDS_PER_DAY, online_payments
+from vigil.simulate.realistic._legit import SECONDS_PER_DAY, PaymentBlock, online_payments
 
 
 @dataclass(frozen=True)
@@ -52,88 +53,140 @@ class AccountTakeover:
     name: str = "account_takeover"
     is_fraud: bool = True
 
-    def apply(self, world: WorldContext, rng: np.random.Generator) -> FraudBatch:
+    def plan(self, world: WorldContext, rng: np.random.Generator) -> _Takeovers:
         check_params(self, rate=(0.0, 1.0), payments_mean=(1.0, None),
                      amount_median=(0.0, None), proxy_share=(0.0, 1.0),
                      stuffing_share=(0.0, 1.0), email_change_share=(0.0, 1.0),
                      password_change_share=(0.0, 1.0), decline_share=(0.0, 1.0))
-        pop, act = world.population, world.activity
-        customer, day = victims(world, rng, self.rate)
+        return _Takeovers(self, world, rng)
+
+
+class _Takeovers:
+    """Every takeover of the run, drawn up front; each is written out the day after it
+    began (by then every e-mail change before its login is known), and the customer's way
+    back in once their next own login comes."""
+
+    def __init__(self, s: AccountTakeover, world: WorldContext, rng: np.random.Generator
+                 ) -> None:
+        pop, acc = world.population, world.accounts
+        self.world, self.rng = world, rng
+        customer, day = victims(world, rng, s.rate)
         k = len(customer)
-        incidents = np.arange(k, dtype=np.int64)
         # the fraudster's login, at a thief's hour, once the account exists
         login = np.maximum(start_seconds(rng, day, cat.FRAUD_HOUR_WEIGHTS),
-                           act.created(customer) + 3600)
+                           acc.created(customer) + 3600)
         device = rng.choice(pop.fraud_devices, size=k)
-        ip = thief_ips(rng, pop, k, self.proxy_share)
-        local = rng.random(k) < self.proxy_share / 2  # a residential proxy at home
+        ip = thief_ips(rng, pop, k, s.proxy_share)
+        local = rng.random(k) < s.proxy_share / 2  # a residential proxy at home
         ip = np.where(local, pop.pick_ip(rng, cat.RESIDENTIAL, pop.cust_country[customer]), ip)
-        tries = np.where(rng.random(k) < self.stuffing_share, rng.integers(1, 6, size=k), 0)
-        f_inc = np.repeat(incidents, tries)
-        f_t = login[f_inc] - rng.integers(30, 1800, size=f_inc.size)
+        tries = np.where(rng.random(k) < s.stuffing_share, rng.integers(1, 6, size=k), 0)
+        self.f_inc = np.repeat(np.arange(k, dtype=np.int64), tries)
+        self.f_t = login[self.f_inc] - rng.integers(30, 1800, size=self.f_inc.size)
 
         # then the e-mail and/or the password, minutes later
-        email_changed = rng.random(k) < self.email_change_share
-        password_changed = (rng.random(k) < self.password_change_share) | ~email_changed
+        email_changed = rng.random(k) < s.email_change_share
+        password_changed = (rng.random(k) < s.password_change_share) | ~email_changed
         t_email = login + rng.integers(60, 400, size=k)
         t_password = login + rng.integers(60, 400, size=k)
-        own_email = act.email_at(customer, login)
         their_email = rng.choice(pop.fraud_emails, size=k)
         changed = np.maximum(np.where(email_changed, t_email, login),
                              np.where(password_changed, t_password, login))
 
         # spending, from the same device, within hours, at the customer's own online shops
-        counts = 1 + rng.poisson(self.payments_mean - 1.0, size=k)
+        counts = 1 + rng.poisson(s.payments_mean - 1.0, size=k)
         incident, t = bursts(rng, changed + rng.integers(300, 2700, size=k), counts,
                              2 * 3600.0)
         online_favs = pop.cust_favorites[customer[incident], -3:]
         merchant = online_favs[np.arange(incident.size), rng.integers(0, 3, size=incident.size)]
-        block = online_payments(
+        self.payments = online_payments(
             pop, t=t, card=pop.card_on(customer, day)[incident], merchant=merchant,
-            device=device[incident], ip=ip[incident],
-            email=np.where(email_changed, their_email, own_email)[incident],
-            amount=self.amount_median * np.exp(0.7 * rng.standard_normal(incident.size)),
+            device=device[incident], ip=ip[incident], email=-1,
+            amount=s.amount_median * np.exp(0.7 * rng.standard_normal(incident.size)),
             incident=incident, account=customer[incident],
-            declined=rng.random(incident.size) < self.decline_share)
+            declined=rng.random(incident.size) < s.decline_share)
+        self.k, self.customer, self.day, self.login = k, customer, day, login
+        self.device, self.ip, self.their_email = device, ip, their_email
+        self.email_changed, self.password_changed = email_changed, password_changed
+        self.t_email, self.t_password, self.changed = t_email, t_password, changed
+        self.own_email = np.full(k, -1, dtype=np.int64)
+        self.waiting = np.zeros(0, dtype=np.int64)  # takeovers whose customer is not back yet
+        self.yesterday: EventBlock | None = None
 
-        e, p = np.flatnonzero(email_changed), np.flatnonzero(password_changed)
-        theirs = [
-            EventBlock.make(t=f_t, account=customer[f_inc], kind=cat.LOGIN,
-                            device=device[f_inc], ip=ip[f_inc], success=False, fraud=True,
-                            incident=f_inc),
-            EventBlock.make(t=login, account=customer, kind=cat.LOGIN, device=device, ip=ip,
-                            fraud=True, incident=incidents),
-            EventBlock.make(t=t_email[e], account=customer[e], kind=cat.EMAIL_CHANGE,
-                            device=device[e], ip=ip[e], email=their_email[e], fraud=True,
+    def step(self, day: DayContext) -> FraudBatch:
+        due = (self.day == day.day - 1) | ((self.day == day.day) & day.last)
+        i = np.flatnonzero(due)
+        end = self.world.days * SECONDS_PER_DAY
+        batch = FraudBatch(incidents=self.k if day.day == 0 else 0)
+        events: list[EventBlock] = []
+        if i.size:
+            batch.new = self._spending(due, i)
+            events = self._theirs(due, i)
+        logins = day.logins if self.yesterday is None else _by_account(
+            EventBlock.concat([self.yesterday, day.logins]))
+        self.yesterday = day.logins
+        self.waiting = np.concatenate([self.waiting, i])
+        events += self._recovery(logins)
+        if day.last:
+            self.waiting = self.waiting[:0]  # never back within the run
+        if events:
+            block = EventBlock.concat(events)
+            batch.events = block.take((block.t >= 0) & (block.t < end))
+        return batch
+
+    def _spending(self, due: np.ndarray, i: np.ndarray) -> PaymentBlock:
+        """The payments of takeovers ``i``, with the e-mail the account had at the login."""
+        self.own_email[i] = self.world.accounts.email_at(self.customer[i], self.login[i])
+        p = self.payments.take(due[self.payments.incident])
+        p.email = np.where(self.email_changed, self.their_email, self.own_email)[p.incident]
+        return within_run(p, self.world.days)
+
+    def _theirs(self, due: np.ndarray, i: np.ndarray) -> list[EventBlock]:
+        """The fraudster's failed tries, login and changes in takeovers ``i``."""
+        f_inc = self.f_inc[due[self.f_inc]]
+        e = i[self.email_changed[i]]
+        p = i[self.password_changed[i]]
+        customer, device, ip = self.customer, self.device, self.ip
+        return [
+            EventBlock.make(t=self.f_t[due[self.f_inc]], account=customer[f_inc],
+                            kind=cat.LOGIN, device=device[f_inc], ip=ip[f_inc], success=False,
+                            fraud=True, incident=f_inc),
+            EventBlock.make(t=self.login[i], account=customer[i], kind=cat.LOGIN,
+                            device=device[i], ip=ip[i], fraud=True, incident=i),
+            EventBlock.make(t=self.t_email[e], account=customer[e], kind=cat.EMAIL_CHANGE,
+                            device=device[e], ip=ip[e], email=self.their_email[e], fraud=True,
                             incident=e),
-            EventBlock.make(t=t_password[p], account=customer[p], kind=cat.PASSWORD_CHANGE,
-                            device=device[p], ip=ip[p], fraud=True, incident=p),
+            EventBlock.make(t=self.t_password[p], account=customer[p],
+                            kind=cat.PASSWORD_CHANGE, device=device[p], ip=ip[p], fraud=True,
+                            incident=p),
         ]
-        events = EventBlock.concat(theirs + self._recovery(
-            rng, world, customer, changed, own_email, email_changed, password_changed))
-        in_run = (events.t >= 0) & (events.t < world.days * SECONDS_PER_DAY)
-        return FraudBatch(new=within_run(block, world.days), incidents=k,
-                          events=events.take(in_run))
 
-    @staticmethod
-    def _recovery(rng: np.random.Generator, world: WorldContext, customer: np.ndarray,
-                  changed: np.ndarray, own_email: np.ndarray, email_changed: np.ndarray,
-                  password_changed: np.ndarray) -> list[EventBlock]:
-        """The customer's way back in, at their next own login (at least 15 minutes on)."""
-        act = world.activity
-        row = act.next_login(customer, changed + 900)
-        r = np.flatnonzero(row >= 0)
-        at, dev, ip = act.events.t[row[r]], act.events.device[row[r]], act.events.ip[row[r]]
-        pw = password_changed[r]
-        em = email_changed[r]
+    def _recovery(self, logins: EventBlock) -> list[EventBlock]:
+        """The customer's way back in, at their next own login (at least 15 minutes on), for
+        the takeovers that found it among ``logins``."""
+        if self.waiting.size == 0:
+            return []
+        rng, w = self.rng, self.waiting
+        row = next_login(logins, self.customer[w], self.changed[w] + 900)
+        back = row >= 0
+        r, row = w[back], row[back]
+        self.waiting = w[~back]
+        at, dev, ip = logins.t[row], logins.device[row], logins.ip[row]
+        pw = self.password_changed[r]
+        em = self.email_changed[r]
+        account = self.customer[r]
         return [
             EventBlock.make(t=(at - rng.integers(120, 900, size=r.size))[pw],
-                            account=customer[r][pw], kind=cat.LOGIN, device=dev[pw],
+                            account=account[pw], kind=cat.LOGIN, device=dev[pw],
                             ip=ip[pw], success=False, incident=r[pw]),
             EventBlock.make(t=(at - rng.integers(20, 100, size=r.size))[pw],
-                            account=customer[r][pw], kind=cat.PASSWORD_CHANGE, device=dev[pw],
+                            account=account[pw], kind=cat.PASSWORD_CHANGE, device=dev[pw],
                             ip=ip[pw], incident=r[pw]),
             EventBlock.make(t=(at + rng.integers(30, 300, size=r.size))[em],
-                            account=customer[r][em], kind=cat.EMAIL_CHANGE, device=dev[em],
-                            ip=ip[em], email=own_email[r][em], incident=r[em]),
+                            account=account[em], kind=cat.EMAIL_CHANGE, device=dev[em],
+                            ip=ip[em], email=self.own_email[r][em], incident=r[em]),
         ]
+
+
+def _by_account(logins: EventBlock) -> EventBlock:
+    """``logins`` sorted by account, then time (as :func:`next_login` wants them)."""
+    return logins.take(np.lexsort((logins.t, logins.account)))

@@ -12,14 +12,14 @@ among them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-import vigil
 from vigil._errors import ConfigError
 from vigil.events import EventData
 from vigil.simulate._base import (
@@ -30,46 +30,34 @@ from vigil.simulate._base import (
     check_float,
     check_int,
     check_progress,
-    epoch_us,
     parse_start,
-    seed_sequence,
 )
 from vigil.simulate._payments import LEGIT, describe_scenario
 from vigil.simulate.realistic import _catalog as cat
-from vigil.simulate.realistic._accounts import (
-    AccountBlock,
-    AccountModel,
-    EventBlock,
-    SessionBlock,
-    legit_activity,
-)
-from vigil.simulate.realistic._context import RealisticScenario, WorldContext
+from vigil.simulate.realistic._accounts import AccountModel
+from vigil.simulate.realistic._context import RealisticScenario
 from vigil.simulate.realistic._entities import (
     NewCustomers,
     Population,
     PopulationParams,
     country_strings,
-    describe,
-    draw_population,
     ip_strings,
 )
-from vigil.simulate.realistic._identity import draw_identities
 from vigil.simulate.realistic._labels import LabelModel
-from vigil.simulate.realistic._legit import (
-    SECONDS_PER_DAY,
-    Block,
-    PaymentBlock,
-    legit_payments,
-)
+from vigil.simulate.realistic._run import Engine, Setup
 from vigil.simulate.realistic._scenarios import default_scenarios
-from vigil.simulate.realistic._tables import Rows, build_tables, ids
+from vigil.simulate.realistic._sinks import FolderSink, MemorySink
+from vigil.simulate.realistic._tables import ids
+
+_CHUNK_DAYS = 7  # days made and written at a time by default
 
 PRESETS: dict[str, dict[str, Any]] = {
     "small": {"days": 60, "params": {"n_customers": 1_000, "n_merchants": 300}},
     "medium": {"days": 90, "params": {"n_customers": 14_000, "n_merchants": 3_000}},
     "large": {"days": 180, "params": {"n_customers": 70_000, "n_merchants": 12_000}},
 }
-"""Named sizes: about 50 thousand, 1 million and 10 million payments."""
+"""Named sizes: about 50 thousand, 1 million and 10 million payments (``large``: write it
+with :meth:`RealisticWorld.simulate_to`, in bounded memory)."""
 
 
 class RealisticWorld(WorldSimulator):
@@ -109,10 +97,10 @@ class RealisticWorld(WorldSimulator):
     labels:
         The :class:`LabelModel` of delays and reporting; ``None`` for its defaults.
 
-    After :meth:`simulate`: ``customers_``, ``cards_``, ``merchants_``, ``devices_`` and
-    ``ips_`` hold the entities' identity attributes as Arrow tables (``cards_`` includes the
-    cards of the synthetic identities that fraud rings open; ``customers_`` only the real
-    customers).
+    After :meth:`simulate` or :meth:`simulate_to`: ``customers_``, ``cards_``,
+    ``merchants_``, ``devices_`` and ``ips_`` hold the entities' identity attributes as Arrow
+    tables (``cards_`` includes the cards of the synthetic identities that fraud rings open;
+    ``customers_`` only the real customers).
 
     Examples
     --------
@@ -206,7 +194,7 @@ class RealisticWorld(WorldSimulator):
         for s in scenarios:
             if not isinstance(s, RealisticScenario):
                 raise ConfigError(f"scenarios must hold RealisticScenario objects (name, rate, "
-                                  f"is_fraud, report_share, apply(world, rng)), got {s!r}")
+                                  f"is_fraud, report_share, plan(world, rng)), got {s!r}")
             if not isinstance(s.name, str) or not s.name or s.name == LEGIT:
                 raise ConfigError(f"a scenario name must be a non-empty string other than "
                                   f"'{LEGIT}', got {s.name!r}")
@@ -232,6 +220,20 @@ class RealisticWorld(WorldSimulator):
 
     # -- simulation -------------------------------------------------------------------------
 
+    def _setup(self) -> Setup:
+        p = self._population_params()
+        currency = check_currency(self.currency)
+        scenarios = self.scenario_list()
+        labels = self._label_model()
+        accounts = self._account_model()
+        decline_share = check_float("decline_share", self.decline_share, minimum=0.0,
+                                    maximum=1.0, example=0.015)
+        params = {**self.get_params(), **p.__dict__, "currency": currency,
+                  "scenarios": [describe_scenario(s) for s in scenarios],
+                  "labels": dict(labels.__dict__), "accounts": dict(accounts.__dict__)}
+        return Setup(population=p, currency=currency, scenarios=scenarios, labels=labels,
+                     accounts=accounts, decline_share=decline_share, params=params)
+
     def simulate(
         self,
         days: int,
@@ -242,134 +244,64 @@ class RealisticWorld(WorldSimulator):
     ) -> EventData:
         """Simulate ``days`` days from ``start``; see the class docstring for the story.
 
-        ``progress(done_days, total_days)`` is called after each day of legitimate payments.
+        ``progress(done_days, total_days)`` is called after each simulated day. The tables
+        are the ones :meth:`simulate_to` writes for the same settings and seed; for a large
+        world write them with it, in bounded memory.
         """
-        p = self._population_params()
-        check_currency(self.currency)
-        scenarios = self.scenario_list()
-        label_model = self._label_model()
-        account_model = self._account_model()
-        decline_share = check_float("decline_share", self.decline_share, minimum=0.0,
-                                    maximum=1.0, example=0.015)
+        setup = self._setup()
         days = check_days(days)
         start_dt = parse_start(start)
         progress = check_progress(progress)
-        root = seed_sequence(seed)
-        # the first four streams as before; the accounts and the issuer's answers draw apart
-        pop_seq, legit_seq, label_seq, scenario_seq, account_seq, issuer_seq = root.spawn(6)
-        identity_seq, activity_seq = account_seq.spawn(2)
-
-        pop = draw_population(p, days, np.random.default_rng(pop_seq))
-        legit = legit_payments(pop, np.random.default_rng(legit_seq),
-                               start_weekday=start_dt.weekday(), progress=progress)
-        start_us = epoch_us(start_dt)
-        start_day = start_us // (SECONDS_PER_DAY * 1_000_000)
-        ident = draw_identities(pop, np.random.default_rng(identity_seq), start_day)
-        activity = legit_activity(pop, ident, legit, np.random.default_rng(activity_seq),
-                                  account_model, days, start_day)
-        legit.declined = np.random.default_rng(issuer_seq).random(len(legit)) < decline_share
-        world = WorldContext(population=pop, legit=legit, days=days, identities=ident,
-                             activity=activity, new_customers=NewCustomers(pop),
-                             decline_share=decline_share, start_day=start_day)
-
-        # every payment's scenario code (0 legit), and incident numbers made global
-        names = [LEGIT] + [s.name for s in scenarios]
-        code = np.zeros(len(legit), dtype=np.int16)
-        incident = np.full(len(legit), -1, dtype=np.int64)
-        blocks, codes, incidents = [legit], [code], [incident]
-        identity: dict[str, tuple[list, list]] = {
-            name: ([block], [np.zeros(len(block), dtype=np.int16)]) for name, block in (
-                ("accounts", activity.accounts), ("events", activity.events),
-                ("sessions", activity.sessions))}
-        counts: dict[str, int] = {}
-        next_incident = 0
-        for i, (scenario, child) in enumerate(
-                zip(scenarios, scenario_seq.spawn(len(scenarios)), strict=True), start=1):
-            batch = scenario.apply(world, np.random.default_rng(child))
-            counts[scenario.name] = batch.incidents
-            code[batch.claimed] = i
-            # a claimed payment is its own incident (each victim reports on their own)
-            incident[batch.claimed] = next_incident + np.arange(batch.claimed.size)
-            next_incident += batch.claimed.size
-            if batch.new is not None and len(batch.new):
-                blocks.append(batch.new)
-                codes.append(np.full(len(batch.new), i, dtype=np.int16))
-                local = batch.new.incident  # -1: fraud that nobody will report
-                incidents.append(np.where(local >= 0, local + next_incident, -1))
-                next_incident += int(local.max()) + 1 if (local >= 0).any() else 0
-            for name, (parts, part_codes) in identity.items():
-                block = getattr(batch, name)
-                if block is not None and len(block):
-                    parts.append(block)
-                    part_codes.append(np.full(len(block), i, dtype=np.int16))
-        # time order; ties: legit, then scenarios
-        order = np.argsort(np.concatenate([b.t for b in blocks]), kind="stable")
-        rows = PaymentBlock.concat(blocks, order)
-        scenario_code = np.concatenate(codes)[order]
-        incident = np.concatenate(incidents)[order]
-
-        fraud_by_code = np.array([False] + [bool(s.is_fraud) for s in scenarios])
-        is_fraud = fraud_by_code[scenario_code]
-        friendly = ~is_fraud & (scenario_code > 0)
-        default_share = label_model.report_share
-        share_by_code = np.array([0.0] + [default_share if s.report_share is None
-                                          else float(s.report_share) for s in scenarios])
-        label_row, label_kind, label_t = label_model.draw(
-            np.random.default_rng(label_seq), t=rows.t,
-            incident=np.where(is_fraud, incident, -1),
-            report_share=share_by_code[scenario_code], disputed=friendly)
-
-        accounts, account_code = _ordered(AccountBlock, *identity["accounts"], key="account")
-        events, event_code = _ordered(EventBlock, *identity["events"], key="t")
-        sessions, session_code = _ordered(SessionBlock, *identity["sessions"], key="t")
-        new = world.new_customers
-        n = len(rows)
-        per_scenario = np.bincount(scenario_code, minlength=len(names))
-        login = events.kind == cat.LOGIN
-        info = {
-            "generator": "vigil.simulate.RealisticWorld",
-            "vigil_version": vigil.__version__,
-            "params": {**self.get_params(), **p.__dict__, "currency": self.currency,
-                       "scenarios": [describe_scenario(s) for s in scenarios],
-                       "labels": dict(label_model.__dict__),
-                       "accounts": dict(account_model.__dict__)},
-            "seed": int(root.entropy),
-            "start": start_dt.isoformat(),
-            "days": days,
-            "entities": describe(pop),
-            "payments": n,
-            "labels": int(label_row.size),
-            "frauds": int(is_fraud.sum()),
-            "fraud_rate": float(is_fraud.mean()) if n else 0.0,
-            "declined": int(rows.declined.sum()),
-            "scenarios": {name: int(per_scenario[i]) for i, name in enumerate(names)},
-            "incidents": counts,
-            "accounts": len(accounts),
-            "account_events": len(events),
-            "verification_sessions": len(sessions),
-            "identity": {
-                "accounts_by_scenario": _by_code(account_code, names),
-                "logins": int((login & events.success).sum()),
-                "failed_logins": int((login & ~events.success).sum()),
-                "email_changes": int((events.kind == cat.EMAIL_CHANGE).sum()),
-                "password_changes": int((events.kind == cat.PASSWORD_CHANGE).sum()),
-                "events_by_scenario": _by_code(event_code, names),
-                "sessions_by_scenario": _by_code(session_code, names),
-            },
-        }
-        tables = Rows(
-            payments=rows, is_fraud=is_fraud, scenario_code=scenario_code, accounts=accounts,
-            account_code=account_code, events=events, event_code=event_code,
-            sessions=sessions, session_code=session_code, names=names,
-            card_owner=np.concatenate([pop.card_owner,
-                                       pop.n_customers + np.arange(len(new), dtype=np.int64)]),
-            card_country=np.concatenate([pop.card_country, new.country]),
-            n_customers=pop.n_customers + len(new))
-        data = build_tables(pop, tables, start_us=start_us, currency=self.currency,
-                            label_row=label_row, label_kind=label_kind, label_t=label_t,
-                            info=info)
-        self._publish_entities(pop, new)
+        engine = Engine(setup, days, start_dt, seed)
+        data = engine.run(MemorySink(), chunk_days=_CHUNK_DAYS, progress=None if progress is None
+                          else lambda done, total, _payments: progress(done, total))
+        self._publish_entities(engine.population, engine.new_customers)
         return data
+
+    def simulate_to(
+        self,
+        folder: str | Path,
+        days: int,
+        *,
+        start: str | date | datetime,
+        seed: int | None,
+        chunk_days: int = _CHUNK_DAYS,
+        progress: Callable[[int, int, int], Any] | None = None,
+    ) -> dict[str, Any]:
+        """Simulate ``days`` days from ``start`` and write the dataset folder as it goes.
+
+        The folder is the one :func:`vigil.events.write_dataset` writes of :meth:`simulate`'s
+        tables (the same tables for the same settings and seed, read back with
+        :func:`vigil.events.load_dataset`), but memory holds only the population and
+        ``chunk_days`` days (and two more) at a time, whatever ``days`` is: the ``large``
+        preset's ten million payments need well under 1.5 GB. The chunk size changes nothing
+        in the tables; the same seed and chunk size give byte-identical files.
+
+        ``progress(done_days, total_days, payments_so_far)`` is called after each day.
+        Returns what ``dataset.json`` holds.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from vigil.events import load_dataset
+        >>> world = RealisticWorld(n_customers=200, n_merchants=80)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     info = world.simulate_to(folder, 14, start="2024-01-01", seed=3)
+        ...     data = load_dataset(folder)
+        >>> data.payments.num_rows == info["payments"]
+        True
+        """
+        setup = self._setup()
+        days = check_days(days)
+        start_dt = parse_start(start)
+        chunk_days = check_int("chunk_days", chunk_days, minimum=1, example=_CHUNK_DAYS)
+        if progress is not None and not callable(progress):
+            raise ConfigError(f"progress must be a callable progress(done_days, total_days, "
+                              f"payments_so_far) or None, got {progress!r}")
+        engine = Engine(setup, days, start_dt, seed)
+        info = engine.run(FolderSink(folder), chunk_days=chunk_days, progress=progress)
+        self._publish_entities(engine.population, engine.new_customers)
+        return info
 
     def _publish_entities(self, pop: Population, new: NewCustomers) -> None:
         n, n_all = pop.n_customers, pop.n_customers + len(new)
@@ -401,15 +333,3 @@ class RealisticWorld(WorldSimulator):
         self.ips_ = pa.table({
             "ip": ip_strings(pop), "country": country_strings(pop.ip_country),
             "kind": pa.array(cat.IP_KINDS).take(pa.array(pop.ip_kind))})
-
-
-def _ordered(kind: type[Block], parts: list[Block], codes: list[np.ndarray], key: str
-             ) -> tuple[Any, np.ndarray]:
-    """The blocks as one, sorted by ``key`` (ties: legit first, then scenarios in order)."""
-    order = np.argsort(np.concatenate([getattr(b, key) for b in parts]), kind="stable")
-    return kind.concat(parts, order), np.concatenate(codes)[order]
-
-
-def _by_code(code: np.ndarray, names: list[str]) -> dict[str, int]:
-    counts = np.bincount(code, minlength=len(names))
-    return {name: int(counts[i]) for i, name in enumerate(names)}
