@@ -7,12 +7,12 @@ HANDBOOK ?= ../shared/data/fraud-handbook/transactions.parquet
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench bench-handbook bench-serving browser clean
+.PHONY: demo test lint bench bench-handbook bench-serving bench-sequence browser clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[serve,spark,test]'
+	$(PY) -m pip install --quiet -e '.[serve,spark,deep,test]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -44,6 +44,9 @@ bench-serving: $(STAMP)
 
 bench-handbook: $(STAMP)
 	$(VENV)/bin/vigil bench handbook --data $(HANDBOOK)
+
+bench-sequence: $(STAMP)
+	$(VENV)/bin/vigil bench sequence --data $(HANDBOOK)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache vigil.db vigil.db-*

@@ -39,5 +39,6 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
 def test_docs_name_every_cli_command():
     text = (ROOT / "docs" / "concepts.md").read_text()
     for command in ("simulate", "features build", "train", "score", "evaluate", "demo",
-                    "report", "compare", "bench handbook", "bench speed"):
+                    "report", "compare", "bench handbook", "bench speed", "pretrain",
+                    "bench sequence"):
         assert f"vigil {command}" in text, command

@@ -538,6 +538,145 @@ def evaluate(bundle: Path, data: Path, start: str | None, end: str | None,
         step(f"wrote {json_path}")
 
 
+# --------------------------------------------------------------------------- sequence model
+
+_MODEL_OPTIONS = ("seq_len", "dim", "layers", "heads", "fields", "entity")
+
+
+@main.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Checkpoint folder to write (or to continue, with --resume).")
+@click.option("--epochs", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Passes over every payment.")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after this many minutes with a checkpoint; continue with --resume.")
+@click.option("--seq-len", type=click.IntRange(min=2), default=32, show_default=True,
+              help="L: the payments an embedding reads, itself included.")
+@click.option("--dim", type=click.IntRange(min=2), default=32, show_default=True,
+              help="Embedding width.")
+@click.option("--layers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--heads", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--fields", default=None,
+              help="Token fields, comma-separated [default: every field the data's columns "
+                   "allow]; known: amount, gap, hour, weekday, merchant, terminal, "
+                   "merchant_new, terminal_new, device_new, ip_new, email_new, channel, "
+                   "ip_country_match, merchant_country_match.")
+@click.option("--entity", default="card_id", show_default=True,
+              help="Whose history a sequence is (a payment column).")
+@click.option("--until", help="Pre-train only on payments before this time: keep the weeks "
+                              "you evaluate on out.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Windows of up to 128 positions per step.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3,
+              show_default=True, help="Peak learning rate (warm-up, then cosine).")
+@click.option("--pca", "pca_components", type=click.IntRange(min=0), default=8,
+              show_default=True, help="Principal components of the embeddings to save for the "
+                                      "gradient-boosted model (0: none).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="cuda: a GPU, with bf16 mixed precision.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True,
+              help="Continue the checkpoint in --out where it stopped (its settings win).")
+def pretrain(data: Path, out: Path, epochs: int, max_minutes: float | None, seq_len: int,
+             dim: int, layers: int, heads: int, fields: str | None, entity: str,
+             until: str | None, batch_size: int, lr: float, pca_components: int, device: str,
+             seed: int, resume: bool) -> None:
+    """Pre-train the sequence encoder on payments, without labels.
+
+    A small causal transformer reads each entity's (card's) last --seq-len payments and
+    learns to fill in masked fields and predict the next payment. Writes OUT/sequence.json
+    (config, training record), OUT/model.safetensors, OUT/encoder.onnx (for ONNX Runtime)
+    and OUT/pca.safetensors (components for the gradient-boosted model). Needs
+    pip install 'vigil[deep]'. See docs/sequence.md.
+
+    \b
+    Examples:
+      vigil pretrain data/world --out runs/encoder --epochs 4
+      vigil pretrain ../shared/data/fraud-handbook/transactions.parquet --out runs/enc \\
+        --until 2018-08-08 --fields amount,gap,hour,weekday,terminal,terminal_new \\
+        --max-minutes 12
+      vigil pretrain data/world --out runs/encoder --resume --epochs 6
+      vigil pretrain data/world --out runs/encoder --device cuda --dim 64
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from click.core import ParameterSource
+
+    from vigil.events import open_dataset
+    from vigil.models.sequence import (
+        SequenceConfig,
+        export_checkpoint_onnx,
+        fit_checkpoint_pca,
+        torch_device,
+    )
+    from vigil.models.sequence import pretrain as run_pretrain
+
+    torch_device(device)  # a missing GPU fails here, before the data is read
+    step = _Step()
+    ctx = click.get_current_context()
+    given = any(ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE
+                for n in _MODEL_OPTIONS)
+    config = None
+    if given or not resume:
+        config = SequenceConfig(
+            entity=entity, seq_len=seq_len, dim=dim, n_layers=layers, n_heads=heads,
+            fields=tuple(f.strip() for f in fields.split(",") if f.strip()) if fields else None)
+    step(f"reading {data}")
+    payments = open_dataset(data).payments
+    info: dict[str, Any] = {"path": str(data)}
+    if until is not None:
+        cutoff = _date(until, "--until")
+        payments = payments.filter(pc.less(payments.column("ts"),
+                                           pa.scalar(cutoff, pa.timestamp("us", tz="UTC"))))
+        info["until"] = cutoff.isoformat()
+    if payments.num_rows == 0:
+        raise ConfigError(f"{data}: no payments to pre-train on"
+                          + (f" before {until}" if until else ""))
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("tokenizing", total=None)
+
+        def show(e: dict[str, Any]) -> None:
+            kind = e["event"]
+            if kind == "start":
+                c = e["config"]
+                resumed = e["resumed_at"]
+                step(f"{e['tokens']:,} payments in {e['windows']:,} windows; encoder "
+                     f"{e['parameters']:,} parameters (L={c['seq_len']}, dim {c['dim']}, "
+                     f"{c['n_layers']} layers); fields {', '.join(c['fields'])}"
+                     + (f"; resuming at epoch {resumed['epoch'] + 1}, batch {resumed['batch']}"
+                        if resumed else ""))
+            elif kind == "batch":
+                bar.update(task, completed=e["batch"], total=e["batches"],
+                           description=f"epoch {e['epoch']}  loss {e['loss']:.3f}  "
+                                       f"{e['events_per_s']:,.0f} events/s")
+            elif kind == "epoch":
+                held = e["valid_loss"]
+                step(f"epoch {e['epoch']}/{e['epochs']}: loss {e['train_loss']:.4f}, held-out "
+                     + (f"{held:.4f}" if held is not None else "n/a")
+                     + f", {e['events_per_s']:,} events/s, {e['seconds']:.0f} s")
+            elif kind == "stopped":
+                step(f"--max-minutes reached at epoch {e['epoch']}, batch {e['batch']}/"
+                     f"{e['batches']}; checkpoint saved (continue with --resume)")
+
+        doc = run_pretrain(payments, out, config=config, epochs=epochs, max_minutes=max_minutes,
+                           batch_size=batch_size, lr=lr, device=device, seed=seed,
+                           resume=resume, data_info=info, progress=show)
+    step("exporting the encoder to ONNX")
+    export_checkpoint_onnx(out)
+    if pca_components:
+        step(f"fitting {pca_components} principal components of the embeddings")
+        pca = fit_checkpoint_pca(out, payments, n_components=pca_components, seed=seed,
+                                 device=device)
+        step(f"they explain {pca.explained_variance_ratio_.sum():.0%} of the variance")
+    t = doc["training"]
+    best = doc["metrics"]["best_valid_loss"]
+    click.echo(f"checkpoint -> {out} ({t['state']['epoch']}/{t['epochs']} epochs, "
+               f"{t['state']['seconds'] / 60:.1f} min, {t['events_per_s']:,.0f} events/s"
+               + (f", best held-out loss {best:.4f}" if best is not None else "") + ")")
+
+
 # --------------------------------------------------------------------------- reports
 
 def _resolve_run(run: Path, data: Path | None, model: str | None) -> tuple[Path, Path]:
@@ -785,6 +924,45 @@ def bench_handbook(data: Path, out_dir: Path, quick: bool) -> None:
     if check.get("passed") is False:
         raise VigilError("protocol check failed: the Handbook's settings did not reproduce its "
                          "published figures within the tolerance")
+
+
+@bench.command("sequence")
+@click.option("--data", type=click.Path(path_type=Path), required=True,
+              help="The Handbook's transactions.parquet.")
+@click.option("--encoder", "encoder_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Use this pre-trained checkpoint (from `vigil pretrain`) "
+                                 "instead of pre-training one.")
+@click.option("--pretrain-minutes", type=click.FloatRange(min=0, min_open=True), default=12.0,
+              show_default=True, help="Time budget for pre-training when --encoder is not "
+                                      "given.")
+@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("runs/sequence-bench"), show_default=True,
+              help="Where the pre-trained encoder goes (a second run resumes it).")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("bench/results"), show_default=True)
+def bench_sequence(data: Path, encoder_dir: Path | None, pretrain_minutes: float,
+                   work_dir: Path, out_dir: Path) -> None:
+    """The sequence model against the GBDT alone, on the Handbook's protocol.
+
+    Pre-trains the encoder on payments before the first test week (or uses --encoder),
+    then compares on the same folds: the GBDT alone, the GBDT with the embeddings (principal
+    components chosen on the validation folds), and a fine-tuned head on the encoder (with
+    and without pre-training), beside the Handbook's LSTM. Also times one payment through
+    the encoder under ONNX Runtime and the GBDT. Writes OUT_DIR/sequence_handbook.json and
+    .md. Needs pip install 'vigil[deep]'.
+
+    \b
+    Example:
+      vigil bench sequence --data ../shared/data/fraud-handbook/transactions.parquet
+      vigil bench sequence --data ../shared/data/fraud-handbook/transactions.parquet \\
+        --encoder runs/sequence-bench/encoder
+    """
+    from vigil.bench._sequence import run_sequence_benchmark, sequence_markdown
+
+    result = run_sequence_benchmark(data, out_dir=out_dir, encoder_dir=encoder_dir,
+                                    work_dir=work_dir, pretrain_minutes=pretrain_minutes,
+                                    progress=_Step())
+    click.echo(sequence_markdown(result))
 
 
 @bench.command("speed")

@@ -1,4 +1,8 @@
-"""Models: XGBoost with early stopping, calibration, the 0–100 risk score, model bundles."""
+"""Models: XGBoost with early stopping, calibration, the 0–100 risk score, model bundles.
+
+The sequence encoder lives in :mod:`vigil.models.sequence` (imported on its own: its
+training half needs PyTorch).
+"""
 
 from vigil.models._bundle import BUNDLE_FORMAT, ModelBundle, feature_matrix, library_versions
 from vigil.models._calibration import IsotonicCalibrator, PlattCalibrator

@@ -1,0 +1,61 @@
+"""The encoder under ONNX Runtime: what the scoring path runs (numpy and onnxruntime only)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vigil._errors import ModelError
+from vigil.models.sequence._config import SequenceConfig
+from vigil.models.sequence._files import checked_file, read_doc
+from vigil.models.sequence._pca import EmbeddingPCA
+from vigil.models.sequence._tokens import window_inputs
+
+
+class SequenceRuntime:
+    """A checkpoint's ``encoder.onnx`` in an ONNX Runtime session.
+
+    ``embed_one(history, payment)`` embeds a payment from its entity's recent payments
+    (dicts, see :func:`~vigil.models.sequence.window_inputs`); ``features_one`` gives the
+    principal components the gradient-boosted model reads, when the checkpoint has them.
+    ``threads=1`` suits a service that scores many payments in parallel.
+    """
+
+    def __init__(self, folder: str | Path, *, threads: int = 1) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:  # pragma: no cover - depends on the install
+            raise ModelError("running the sequence encoder needs ONNX Runtime: "
+                             "pip install 'vigil[deep]'") from None
+        folder = Path(folder)
+        doc = read_doc(folder)
+        self.folder = folder
+        self.config = SequenceConfig.from_dict(doc["config"])
+        path = checked_file(folder, doc, "onnx")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self.session = ort.InferenceSession(str(path), options,
+                                            providers=["CPUExecutionProvider"])
+        self.pca = (EmbeddingPCA.load(checked_file(folder, doc, "pca"))
+                    if "pca" in doc.get("files", {}) else None)
+
+    def embed(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Embeddings (B, T, C) of windows of token arrays (``cat``, ``num``, ``order``)."""
+        return self.session.run(["embedding"], {k: inputs[k] for k in ("cat", "num", "order")}
+                                )[0]
+
+    def embed_one(self, history: Iterable[Mapping[str, Any]],
+                  payment: Mapping[str, Any]) -> np.ndarray:
+        """The embedding (C,) of ``payment`` given its entity's earlier payments."""
+        return self.embed(window_inputs(history, payment, self.config))[0, -1]
+
+    def features_one(self, history: Iterable[Mapping[str, Any]],
+                     payment: Mapping[str, Any]) -> np.ndarray:
+        """The model inputs from the sequence: the principal components (or the embedding)."""
+        e = self.embed_one(history, payment)
+        return e if self.pca is None else self.pca.transform(e[None])[0]
