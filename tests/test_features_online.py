@@ -264,3 +264,84 @@ def test_a_handbook_test_week_replayed_online_equals_offline():
                                      pc.less(offline.column("ts"), week + timedelta(days=7))))
     assert online.num_rows > 50_000
     assert_tables_equal(online, offline, fs)
+
+
+# ----------------------------------------------------------------------------- keep_last
+def _keep_last_stream(online: OnlineFeatures) -> list[dict]:
+    """Card c1 pays every 3 h (older than the 1 h window), twice at one instant; c2 once."""
+    rows = [{"payment_id": f"p{i:02d}", "ts": T0 + i * 3 * H, "amount": float(i),
+             "card_id": "c1", "terminal_id": f"t{i % 3}"} for i in range(12)]
+    rows.append({"payment_id": "p12", "ts": rows[-1]["ts"], "amount": 12.0, "card_id": "c1",
+                 "terminal_id": "t0"})
+    rows.append({"payment_id": "q00", "ts": T0, "amount": 1.0, "card_id": "c2",
+                 "terminal_id": "t9"})
+    rows.sort(key=lambda r: (r["ts"], r["payment_id"]))
+    for r in rows:
+        online.add_payment(r)
+    return rows
+
+
+def _check_keep_last(online: OnlineFeatures) -> None:
+    rows = _keep_last_stream(online)
+    online.state.sweep(online.clock + micros(T0 + 100 * H) - micros(T0))
+    later = {"payment_id": "z", "ts": rows[-1]["ts"] + 50 * H, "amount": 1.0, "card_id": "c1"}
+    values, last = online.features_and_last(later, "card_id")
+    assert values == {"count_by_card_1h": 1.0}  # the window still counts only its hour (itself)
+    assert [r["payment_id"] for r in last] == ["p08", "p09", "p10", "p11", "p12"]
+    assert last[-1] == {"ts": micros(rows[-1]["ts"]), "payment_id": "p12", "amount": 12.0,
+                        "terminal_id": "t0"}
+    # a payment at p11's and p12's instant gets the rows ordered before it by (ts,
+    # payment_id), as window_rows does (the encoder keeps the tie p11 from being seen)
+    tie = {"payment_id": "p115", "ts": rows[-2]["ts"], "card_id": "c1"}
+    assert [r["payment_id"] for r in online.features_and_last(tie, "card_id")[1]] == [
+        "p08", "p09", "p10", "p11"]
+    # an entity with keep_last is never dropped whole, however old
+    old = {"payment_id": "y", "ts": later["ts"], "card_id": "c2"}
+    assert [r["payment_id"] for r in online.features_and_last(old, "card_id")[1]] == ["q00"]
+    assert online.features_and_last({"payment_id": "x", "ts": T0, "card_id": None},
+                                    "card_id")[1] == []
+
+
+KEEP_FS = FeatureSet("k", {"card": "card_id"}, [Count(by="card", window="1h")])
+KEEP = {"card_id": (5, ("amount", "terminal_id"))}
+
+
+def test_memory_state_keeps_the_newest_n_payments_of_an_entity():
+    online = OnlineFeatures(KEEP_FS, keep_last=KEEP)
+    _check_keep_last(online)
+    assert online.state.sizes()["payment_events"] == 5 + 1  # c1's newest 5, c2's one
+    # and through a snapshot
+    resumed = OnlineFeatures(KEEP_FS, MemoryState.load(json.loads(json.dumps(
+        online.state.dump()))), keep_last=KEEP)
+    later = {"payment_id": "z", "ts": T0 + 200 * H, "card_id": "c1"}
+    assert ([r["payment_id"] for r in resumed.features_and_last(later, "card_id")[1]]
+            == ["p08", "p09", "p10", "p11", "p12"])
+    # without keep_last the old payments go as before
+    plain = OnlineFeatures(KEEP_FS)
+    _keep_last_stream(plain)
+    plain.state.sweep(plain.clock + micros(T0 + 100 * H) - micros(T0))
+    assert plain.state.sizes()["payment_entities"] == 0
+
+
+def test_redis_state_keeps_the_newest_n_payments_of_an_entity(redis_available):
+    state = RedisState(redis_available, namespace=f"test-{uuid.uuid4().hex}")
+    try:
+        online = OnlineFeatures(KEEP_FS, state, keep_last=KEEP)
+        _check_keep_last(online)
+        assert state._redis.zcard(state._k("pay", "card_id", "c1")) == 5
+        assert state._redis.ttl(state._k("pay", "card_id", "c1")) == -1  # no expiry
+    finally:
+        state.clear()
+        state.close()
+
+
+def test_a_snapshot_made_for_other_features_is_refused():
+    plain = OnlineFeatures(KEEP_FS)
+    _keep_last_stream(plain)
+    saved = json.loads(json.dumps(plain.state.dump()))
+    with pytest.raises(ValueError, match="another model's snapshot"):
+        OnlineFeatures(KEEP_FS, MemoryState.load(saved), keep_last=KEEP)
+    old = {k: v for k, v in saved.items() if k != "config"}  # from before keep_last existed
+    with pytest.raises(ValueError, match="another model's snapshot"):
+        OnlineFeatures(KEEP_FS, MemoryState.load(old), keep_last=KEEP)
+    OnlineFeatures(KEEP_FS, MemoryState.load(old))  # the same features: loads as before

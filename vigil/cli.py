@@ -356,9 +356,14 @@ def features_build(data: Path, feature_spec: str, out: Path, engine: str, master
 @_MASTER_OPTION
 @click.option("--workers", "num_workers", type=click.IntRange(min=1), default=2,
               show_default=True, help="With --engine spark: XGBoost workers (Spark tasks).")
+@click.option("--sequence", "sequence_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="A sequence encoder checkpoint (from `vigil pretrain`, with "
+              "its PCA): its principal components become model inputs and the bundle "
+              "carries the encoder (see docs/sequence.md).")
 def train(data: Path, feature_spec: str, out: Path, train_start: str | None,
           train_end: str | None, as_of: str | None, delay: int, valid_days: int,
-          params: tuple[str, ...], engine: str, master: str, num_workers: int) -> None:
+          params: tuple[str, ...], engine: str, master: str, num_workers: int,
+          sequence_dir: Path | None) -> None:
     """Train a calibrated XGBoost model and save it as a bundle.
 
     Payments in [train-start, train-end) are the training rows; their labels are those
@@ -375,10 +380,13 @@ def train(data: Path, feature_spec: str, out: Path, train_start: str | None,
       vigil train --data data/world --train-start 2024-02-01 --train-end 2024-03-01 \\
         --param max_depth=5 --out runs/model
       vigil train --data data/world --engine spark --master local[2] --out runs/model
+      vigil train --data data/world --sequence runs/encoder --out runs/model-seq
     """
     step = _Step()
     fs = _feature_set(feature_spec)
     model_params = _parse_params(params)
+    if sequence_dir is not None and engine == "spark":
+        raise click.UsageError("--sequence works with --engine local only")
     if engine == "spark":
         from vigil.features.offline import read_dataset_spark, spark_job
         from vigil.pipeline._spark_jobs import spark_data_span, train_bundle_spark
@@ -403,7 +411,8 @@ def train(data: Path, feature_spec: str, out: Path, train_start: str | None,
     prepared = prepare(dataset, fs)
     window = _train_window(*data_span(prepared), train_start, train_end, as_of, delay,
                            valid_days)
-    bundle = train_bundle(prepared, window, params=model_params, progress=step)
+    bundle = train_bundle(prepared, window, params=model_params, progress=step,
+                          sequence=sequence_dir)
     _save_trained(bundle, data, out, step)
 
 
@@ -995,19 +1004,27 @@ def bench_speed(data: Path, out_dir: Path, repeat: int) -> None:
               help="Requests in flight during the HTTP load.")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("bench/results"), show_default=True)
+@click.option("--sequence", "encoder_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Also score with this sequence encoder checkpoint in the "
+              "bundle (pre-trained there first, for --pretrain-minutes, when the folder "
+              "holds none; needs PyTorch).")
+@click.option("--pretrain-minutes", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="With --sequence: pre-training budget.")
 def bench_serving(days: int, cards: int, seconds: float, concurrency: int,
-                  out_dir: Path) -> None:
+                  out_dir: Path, encoder_dir: Path | None, pretrain_minutes: float) -> None:
     """Real-time speed: in-process scoring, online features, replay, HTTP under load.
 
     \b
     Example:
       vigil bench serving --seconds 20 --concurrency 16
+      vigil bench serving --sequence runs/bench-encoder --pretrain-minutes 1
     """
     from vigil.bench._serving import run_serving_benchmark, serving_markdown
 
     result = run_serving_benchmark(days=days, cards=cards, http_seconds=seconds,
                                    concurrency=concurrency, out_dir=out_dir,
-                                   progress=_Step())
+                                   encoder_dir=encoder_dir,
+                                   pretrain_minutes=pretrain_minutes, progress=_Step())
     click.echo(serving_markdown(result))
 
 

@@ -4,7 +4,9 @@
   single-row XGBoost predict of the same model;
 - online features: update and read per payment;
 - replay: events (payments and label reports) per second through the online features;
-- HTTP: ``vigil serve`` (SQLite store, durable commits) under a load process on loopback.
+- HTTP: ``vigil serve`` (SQLite store, durable commits) under a load process on loopback;
+- optionally (``encoder_dir``), in-process scoring with a bundle that carries the sequence
+  encoder (ONNX Runtime, one thread), the card's last payments read from the online state.
 
 Targets (docs/benchmarks.md): scoring p99 at most 1 ms and at most 5x the bare predict;
 features p99 at most 100 us; HTTP at least 1,000 payments/s with p99 at most 20 ms on 2
@@ -56,8 +58,14 @@ def _free_port() -> int:
 def run_serving_benchmark(*, days: int = 45, cards: int = 2000, seed: int = 0,
                           http_seconds: float = 20.0, concurrency: int = 16,
                           out_dir: str | Path = "bench/results",
+                          encoder_dir: str | Path | None = None,
+                          pretrain_minutes: float = 1.0,
                           progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run the benchmark; write ``serving.json`` and ``serving.md`` in ``out_dir``."""
+    """Run the benchmark; write ``serving.json`` and ``serving.md`` in ``out_dir``.
+
+    ``encoder_dir``: also score with the sequence encoder of this checkpoint; where the folder
+    holds none, one is pre-trained there first (default settings, on the payments before the
+    last day, at most ``pretrain_minutes``; needs PyTorch)."""
     say = progress or (lambda _m: None)
     say(f"simulating {days} days of {cards:,} cards and training a model")
     world = HandbookWorld(n_cards=cards, n_terminals=2 * cards).simulate(
@@ -142,6 +150,9 @@ def run_serving_benchmark(*, days: int = 45, cards: int = 2000, seed: int = 0,
                             "bare_predict_us": _percentiles(bare_us),
                             "features_read_us": _percentiles(feature_us),
                             "features_update_and_read_us": _percentiles(update_us)}
+    if encoder_dir is not None:
+        result["in_process"]["sequence"] = _with_encoder(
+            prepared, history, probe, rules, Path(encoder_dir), pretrain_minutes, say)
     bare = result["in_process"]["bare_predict_us"]["p50"]
     result["in_process"]["ratio_p50"] = result["in_process"]["score_us"]["p50"] / bare
     result["in_process"]["ratio_without_reasons_p50"] = (
@@ -155,6 +166,54 @@ def run_serving_benchmark(*, days: int = 45, cards: int = 2000, seed: int = 0,
     (out / "serving.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "serving.md").write_text(serving_markdown(result))
     return result
+
+
+def _with_encoder(prepared: Any, history: list[dict[str, Any]], probe: list[dict[str, Any]],
+                  rules: Any, encoder_dir: Path, pretrain_minutes: float,
+                  say: Callable[[str], None]) -> dict[str, Any]:
+    """In-process scoring with a bundle that carries the sequence encoder."""
+    import pyarrow as pa
+
+    from vigil.models.sequence import SequenceRuntime
+    from vigil.scoring import online_features
+
+    if not (encoder_dir / "sequence.json").is_file():
+        from vigil.models.sequence import export_checkpoint_onnx, fit_checkpoint_pca, pretrain
+
+        before = prepared.payments.filter(pa.array(
+            [micros(t) < micros(probe[0]["ts"]) for t in prepared.payments.column("ts")
+             .to_pylist()]))
+        say(f"pre-training a sequence encoder on {before.num_rows:,} payments "
+            f"(at most {pretrain_minutes:g} min)")
+        pretrain(before, encoder_dir, epochs=1, max_minutes=pretrain_minutes)
+        export_checkpoint_onnx(encoder_dir)
+        fit_checkpoint_pca(encoder_dir, before, n_components=4)
+    runtime = SequenceRuntime(encoder_dir, threads=1)
+    say("training a bundle with the sequence encoder's principal components")
+    bundle = train_bundle(prepared, default_train_window(prepared),
+                          params={"n_estimators": 300}, sequence=runtime)
+    online = online_features(bundle)
+    for r in history:
+        online.record_payment(r)
+    scorer = Scorer(bundle, online, rules=rules)
+    say(f"in-process scoring of {len(probe):,} payments with the encoder")
+    score_us, plain_us, seq_us = [], [], []
+    for r in probe:
+        t = time.perf_counter()
+        res = scorer.score(r)
+        score_us.append((time.perf_counter() - t) * 1e6)
+        seq_us.append(res.timing_us["sequence"])
+        t = time.perf_counter()
+        scorer.score(r, explain=False)
+        plain_us.append((time.perf_counter() - t) * 1e6)
+        scorer.record(r)
+    sizes = online.state.sizes()
+    return {"config": runtime.config.to_dict(), "features": bundle.sequence_names,
+            "history_rows": runtime.config.history_rows,
+            "score_us": _percentiles(score_us),
+            "score_without_reasons_us": _percentiles(plain_us),
+            "encoder_us": _percentiles(seq_us),
+            "state": sizes}
 
 
 def _state_memory(fs: Any, history: list[dict[str, Any]], labels: Any) -> dict[str, Any]:
@@ -225,6 +284,22 @@ def _http(bundle: Any, seconds: float, concurrency: int,
             "latency_ms": _percentiles(lat) if lat else None, "stored": durable}
 
 
+def _sequence_rows(seq: dict[str, Any] | None) -> list[str]:
+    if not seq:
+        return []
+    c = seq["config"]
+    return [
+        f"| in-process scoring with the sequence encoder (L = {c['seq_len']}, dim "
+        f"{c['dim']}, {len(seq['features'])} principal components; ONNX Runtime, 1 thread) | "
+        f"{seq['score_without_reasons_us']['p50']:,.0f} µs | "
+        f"{seq['score_without_reasons_us']['p99']:,.0f} µs | p99 ≤ 2 ms |",
+        f"| the same with SHAP reasons | {seq['score_us']['p50']:,.0f} µs | "
+        f"{seq['score_us']['p99']:,.0f} µs | p99 ≤ 2 ms |",
+        f"| of which the encoder: {seq['history_rows']} rows to inputs, ONNX Runtime, PCA | "
+        f"{seq['encoder_us']['p50']:,.0f} µs | {seq['encoder_us']['p99']:,.0f} µs | |",
+    ]
+
+
 def serving_markdown(result: dict[str, Any]) -> str:
     ip, http, rp = result["in_process"], result["http"], result["replay"]
     lat = http["latency_ms"] or {"p50": float("nan"), "p99": float("nan")}
@@ -240,6 +315,7 @@ def serving_markdown(result: dict[str, Any]) -> str:
         f" | {ip['bare_predict_us']['p99']:,.0f} µs | |",
         f"| scoring ÷ bare predict (p50), without / with reasons | "
         f"{ip['ratio_without_reasons_p50']:.1f}× / {ip['ratio_p50']:.1f}× | | ≤ 5× |",
+        *_sequence_rows(ip.get("sequence")),
         f"| online features: update and read ({result['model']['features']} features) | "
         f"{ip['features_update_and_read_us']['p50']:,.0f} µs | "
         f"{ip['features_update_and_read_us']['p99']:,.0f} µs | p99 ≤ 100 µs |",

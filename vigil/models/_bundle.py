@@ -5,8 +5,11 @@ A bundle is a folder::
     bundle.json   format version, model version, feature set definition, model parameters,
                   calibrator, training window, data fingerprint, metrics, library versions
     model.ubj     the XGBoost trees (Universal Binary JSON)
+    sequence/     optional: the sequence encoder whose principal components are model
+                  inputs (sequence.json, encoder.onnx, pca.safetensors; SHA-256 of each in
+                  bundle.json, the checkpoint's config too)
 
-Loading reads JSON and XGBoost's own format only; nothing executes code.
+Loading reads JSON, XGBoost's own format, ONNX and safetensors only; nothing executes code.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import shutil
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -35,6 +39,7 @@ from vigil.models._risk_score import (
 )
 
 BUNDLE_FORMAT = 1
+SEQUENCE_DIR = "sequence"
 _LIBRARIES = ("vigil", "xgboost", "duckdb", "pyarrow", "numpy", "pandas", "scikit-learn")
 
 
@@ -69,9 +74,12 @@ class ModelBundle:
 
     def __init__(self, feature_set: FeatureSet, model: RiskModel, *,
                  training: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
-                 model_version: str | None = None, created_at: str | None = None) -> None:
+                 model_version: str | None = None, created_at: str | None = None,
+                 sequence: Any = None) -> None:
         self.feature_set = feature_set
         self.model = model
+        # a vigil.models.sequence.SequenceRuntime whose features follow the feature set's
+        self.sequence = sequence
         self.training = dict(training or {})
         self.metrics = dict(metrics or {})
         self.model_version = model_version
@@ -80,6 +88,11 @@ class ModelBundle:
     @property
     def feature_names(self) -> list[str]:
         return list(self.model.feature_names_)
+
+    @property
+    def sequence_names(self) -> list[str]:
+        """The model inputs the sequence encoder gives (empty without one)."""
+        return list(self.sequence.feature_names) if self.sequence is not None else []
 
     def predict_proba(self, features: pa.Table) -> np.ndarray:
         return self.model.predict_proba(feature_matrix(features, self.feature_names))
@@ -117,6 +130,8 @@ class ModelBundle:
             "metrics": self.metrics,
             "libraries": library_versions(),
         }
+        if self.sequence is not None:
+            doc["sequence"] = _save_sequence(self.sequence, folder / SEQUENCE_DIR)
         (folder / "bundle.json").write_text(json.dumps(doc, indent=2, default=_json_default)
                                             + "\n")
         return folder
@@ -141,9 +156,57 @@ class ModelBundle:
                 raise ModelError(f"{trees}: file does not match the checksum in bundle.json")
         feature_set = FeatureSet.from_dict(doc["feature_set"], source=str(path))
         model = RiskModel.load(folder, doc["model"])
-        return cls(feature_set, model, training=doc.get("training"),
-                   metrics=doc.get("metrics"), model_version=doc.get("model_version"),
-                   created_at=doc.get("created_at"))
+        sequence = _load_sequence(folder, doc["sequence"]) if doc.get("sequence") else None
+        bundle = cls(feature_set, model, training=doc.get("training"),
+                     metrics=doc.get("metrics"), model_version=doc.get("model_version"),
+                     created_at=doc.get("created_at"), sequence=sequence)
+        if bundle.feature_names != [*feature_set.names, *bundle.sequence_names]:
+            raise ModelError(f"{path}: the model's inputs are not the feature set's features "
+                             "followed by the sequence encoder's")
+        return bundle
+
+
+def _save_sequence(runtime: Any, target: Path) -> dict[str, Any]:
+    """Copy the encoder's files (config, ONNX graph, PCA) into the bundle; their record."""
+    from vigil.models.sequence._files import DOC, read_doc, sha256, write_doc
+
+    source = Path(runtime.folder)
+    doc = read_doc(source)
+    if target.resolve() != source.resolve():
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        files = {k: v for k, v in doc.get("files", {}).items() if k in ("onnx", "pca")}
+        for entry in files.values():
+            shutil.copyfile(source / entry["path"], target / entry["path"])
+        write_doc(target, {**doc, "files": files})
+        doc = read_doc(target)
+    names = [DOC, *(e["path"] for e in doc["files"].values())]
+    return {"folder": SEQUENCE_DIR, "config": runtime.config.to_dict(),
+            "features": list(runtime.feature_names),
+            "history_rows": runtime.config.history_rows,
+            "checkpoint": {"source": str(source), "saved_at": doc.get("saved_at"),
+                           "training": doc.get("training", {}).get("state")},
+            "files": {name: sha256(target / name) for name in names}}
+
+
+def _load_sequence(folder: Path, meta: dict[str, Any]) -> Any:
+    from vigil.models.sequence import SequenceConfig, SequenceRuntime
+    from vigil.models.sequence._files import sha256
+
+    where = folder / meta.get("folder", SEQUENCE_DIR)
+    for name, digest in meta.get("files", {}).items():
+        path = where / name
+        if not path.is_file():
+            raise ModelError(f"{path}: the bundle's sequence encoder file is missing")
+        if sha256(path) != digest:
+            raise ModelError(f"{path}: file does not match the checksum in bundle.json")
+    runtime = SequenceRuntime(where)
+    if runtime.config != SequenceConfig.from_dict(meta["config"]):
+        raise ModelError(f"{where}: the encoder's config differs from bundle.json's")
+    if list(runtime.feature_names) != list(meta.get("features", [])):
+        raise ModelError(f"{where}: the encoder's features differ from bundle.json's")
+    return runtime
 
 
 def _json_default(value: Any) -> Any:

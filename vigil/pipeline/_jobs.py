@@ -6,6 +6,7 @@ This is the layer above features, models and evaluation; the command-line tool c
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -132,11 +133,41 @@ def default_train_window(data: EventData | Prepared, *, delay_days: int = 7,
     return TrainWindow(start, end, cutoff, valid)
 
 
+def sequence_matrix(runtime: Any, prepared: Prepared) -> np.ndarray:
+    """The sequence encoder's model inputs for every payment of ``prepared``, row for row
+    (ONNX Runtime, batch; NaN for a payment without the entity)."""
+    return runtime.features_batch(prepared.payments)
+
+
+def model_inputs(bundle: ModelBundle, prepared: Prepared) -> pa.Table:
+    """``prepared``'s feature table with the bundle's sequence features appended (the table
+    itself for a bundle without a sequence encoder)."""
+    if bundle.sequence is None:
+        return prepared.features
+    S = sequence_matrix(bundle.sequence, prepared)
+    table = prepared.features
+    for j, name in enumerate(bundle.sequence_names):
+        table = table.append_column(name, pa.array(S[:, j].astype(np.float64),
+                                                   from_pandas=True))
+    return table
+
+
 def train_bundle(prepared: Prepared, window: TrainWindow, *,
                  params: Mapping[str, Any] | None = None,
-                 progress: Progress | None = None) -> ModelBundle:
-    """Fit a :class:`~vigil.models.RiskModel` on ``window`` and wrap it in a bundle."""
+                 progress: Progress | None = None,
+                 sequence: Any = None) -> ModelBundle:
+    """Fit a :class:`~vigil.models.RiskModel` on ``window`` and wrap it in a bundle.
+
+    ``sequence``: a sequence encoder checkpoint folder (from ``vigil pretrain``) or a
+    :class:`~vigil.models.sequence.SequenceRuntime`; its principal components for every
+    payment become model inputs after the feature set's, and the bundle carries the encoder.
+    """
     say = progress or (lambda _msg: None)
+    runtime = None
+    if sequence is not None:
+        from vigil.models.sequence import SequenceRuntime
+
+        runtime = sequence if isinstance(sequence, SequenceRuntime) else SequenceRuntime(sequence)
     ts = prepared.ts
     fit_mask = in_window(ts, window.start, window.fit_end)
     valid_mask = in_window(ts, window.fit_end, window.end)
@@ -146,10 +177,22 @@ def train_bundle(prepared: Prepared, window: TrainWindow, *,
         raise ConfigError(f"no payments between {window.start:%Y-%m-%d} and "
                           f"{window.fit_end:%Y-%m-%d} to train on")
     X = prepared.matrix()
+    names = list(prepared.feature_set.names)
+    sequence_record: dict[str, Any] | None = None
+    if runtime is not None:
+        t0 = time.perf_counter()
+        S = sequence_matrix(runtime, prepared)
+        seconds = time.perf_counter() - t0
+        say(f"sequence encoder: {len(runtime.feature_names)} inputs for {len(S):,} payments "
+            f"in {seconds:.1f} s")
+        X = np.hstack([X, S.astype(np.float32)])
+        names += runtime.feature_names
+        sequence_record = {"checkpoint": str(runtime.folder), "seconds": round(seconds, 2),
+                           "features": runtime.feature_names}
     model = RiskModel(**dict(params or {}))
     say(f"training on {int(fit_mask.sum()):,} payments ({int(y_all[fit_mask].sum()):,} frauds "
         f"known by {window.label_cutoff:%Y-%m-%d}), validating on {int(valid_mask.sum()):,}")
-    model.fit(X[fit_mask], y_all[fit_mask], feature_names=prepared.feature_set.names,
+    model.fit(X[fit_mask], y_all[fit_mask], feature_names=names,
               X_valid=X[valid_mask] if valid_mask.any() else None,
               y_valid=y_all[valid_mask] if valid_mask.any() else None)
     metrics: dict[str, Any] = {}
@@ -167,7 +210,10 @@ def train_bundle(prepared: Prepared, window: TrainWindow, *,
         "best_iteration": model.best_iteration_,
         "data_fingerprint": prepared.fingerprint,
     }
-    return ModelBundle(prepared.feature_set, model, training=training, metrics=metrics)
+    if sequence_record is not None:
+        training["sequence"] = sequence_record
+    return ModelBundle(prepared.feature_set, model, training=training, metrics=metrics,
+                       sequence=runtime)
 
 
 def score_window(bundle: ModelBundle, prepared: Prepared, start: datetime | None = None,
@@ -178,7 +224,7 @@ def score_window(bundle: ModelBundle, prepared: Prepared, start: datetime | None
         first, last = data_span(prepared)
         mask = in_window(prepared.ts, start or first, end or last + timedelta(microseconds=1))
     idx = pa.array(np.flatnonzero(mask))
-    scored = bundle.score(prepared.features.take(idx))
+    scored = bundle.score(model_inputs(bundle, prepared).take(idx))
     return scored.add_column(1, "ts", prepared.ts.take(idx))
 
 
@@ -222,7 +268,8 @@ def evaluate_window(bundle: ModelBundle, prepared: Prepared, start: datetime, en
                               drop_known_compromised=drop_known_compromised,
                               known_since=known_since)
     y = labels_known_at(prepared.payments.column("payment_id"), prepared.labels, None)[test]
-    scores = bundle.predict_proba(prepared.features.take(pa.array(np.flatnonzero(test))))
+    scores = bundle.predict_proba(model_inputs(bundle, prepared).take(
+        pa.array(np.flatnonzero(test))))
     out: dict[str, Any] = {
         "window": {"start": start.isoformat(), "end": end.isoformat()},
         "dropped_known_compromised": dropped,

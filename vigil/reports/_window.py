@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from vigil._errors import ConfigError
 from vigil.evaluation import labels_known_at
 from vigil.models import ModelBundle, feature_matrix, risk_score
-from vigil.pipeline import Prepared, test_rows
+from vigil.pipeline import Prepared, model_inputs, test_rows
 
 AMOUNT_BANDS = (0.0, 10.0, 50.0, 200.0, 1000.0)
 TOP_VALUES = 8
@@ -159,7 +159,8 @@ def scored_window(bundle: ModelBundle, prepared: Prepared, start: datetime, end:
                               known_since=known_since)
     rows = np.flatnonzero(mask)
     y = labels_known_at(prepared.payments.column("payment_id"), prepared.labels, None)[rows]
-    X = feature_matrix(prepared.features.take(pa.array(rows)), bundle.feature_names)
+    X = feature_matrix(model_inputs(bundle, prepared).take(pa.array(rows)),
+                       bundle.feature_names)
     probability = bundle.model.predict_proba(X)
     scenario = prepared.scenarios()
     groups, order = _segments(prepared, rows, segments)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from vigil.features.online import OnlineFeatures
+from vigil.features.online import FeatureState, OnlineFeatures
 from vigil.models import ModelBundle
 from vigil.models._risk_score import risk_level_one, risk_score_one
 from vigil.scoring._reasons import Describer, Reason
@@ -55,6 +55,17 @@ class ScoreResult:
         return out
 
 
+def online_features(bundle: ModelBundle, state: FeatureState | None = None) -> OnlineFeatures:
+    """The online features a bundle's scorer reads: its feature set's, and, when it carries
+    a sequence encoder, each entity's last ``history_rows`` payments (the columns the token
+    fields read) kept whatever their age."""
+    keep = None
+    if bundle.sequence is not None:
+        config = bundle.sequence.config
+        keep = {config.entity: (config.history_rows, bundle.sequence.columns)}
+    return OnlineFeatures(bundle.feature_set, state, keep_last=keep)
+
+
 class Scorer:
     """Scores payments with a model bundle, online features, and optionally rules and lists.
 
@@ -62,15 +73,33 @@ class Scorer:
     ``action`` and ``rule`` (a :class:`vigil.rules.RuleSet`); without rules every payment is
     allowed. ``top_reasons``: how many reasons to give (the features that raised the score
     most).
+
+    A bundle with a sequence encoder (``bundle.sequence``) also embeds the payment from its
+    card's last ``history_rows`` payments in the online state (ONNX Runtime, no torch); its
+    principal components follow the feature set's features, and ``timing_us`` has a
+    ``sequence`` entry.
     """
 
     def __init__(self, bundle: ModelBundle, online: OnlineFeatures | None = None, *,
                  rules: Any = None, lists: Any = None, top_reasons: int = 3) -> None:
         self.bundle = bundle
         self.model = bundle.model.for_serving()
-        self.online = online if online is not None else OnlineFeatures(bundle.feature_set)
-        if self.online.feature_set.names != bundle.feature_names:
+        self.online = online if online is not None else online_features(bundle)
+        self.sequence = bundle.sequence
+        self.sequence_names = bundle.sequence_names
+        if [*self.online.feature_set.names, *self.sequence_names] != bundle.feature_names:
             raise ValueError("the online features are not the model's feature set")
+        self._entity = None
+        if self.sequence is not None:
+            self._entity = self.sequence.config.entity
+            if self.online.keep_last.get(self._entity, (0,))[0] < \
+                    self.sequence.config.history_rows:
+                raise ValueError(f"the online state does not keep the last "
+                                 f"{self.sequence.config.history_rows} payments per "
+                                 f"{self._entity} that the sequence encoder reads; build it "
+                                 "with vigil.scoring.online_features(bundle, state)")
+            who = {"card_id": "card"}.get(self._entity, self._entity.replace("_", " "))
+            self._sequence_reason = f"the {who}'s recent payment pattern"
         self.rules = rules
         self.lists = lists
         self.top_reasons = top_reasons
@@ -86,8 +115,7 @@ class Scorer:
 
         ``explain=False`` skips the SHAP contributions (no reasons): a plain prediction.
         """
-        t0 = time.perf_counter()
-        features, x = self.features(payment)
+        features, x, timing = self.features_timed(payment)
         t1 = time.perf_counter()
         if explain:
             _, probability, contribs = self.model.explain_one(x)
@@ -96,15 +124,36 @@ class Scorer:
             contribs = np.zeros(len(self.names) + 1)
         t2 = time.perf_counter()
         return self.finish(payment, features, x, probability, contribs,
-                           {"features": (t1 - t0) * 1e6, "model": (t2 - t1) * 1e6})
+                           {**timing, "model": (t2 - t1) * 1e6})
 
     def features(self, payment: Mapping[str, Any]) -> tuple[dict[str, float | None],
                                                             np.ndarray]:
         """The payment's features, by name and as the model's input row."""
-        features = self.online.features(payment)
+        features, x, _ = self.features_timed(payment)
+        return features, x
+
+    def features_timed(self, payment: Mapping[str, Any]
+                       ) -> tuple[dict[str, float | None], np.ndarray, dict[str, float]]:
+        """:meth:`features`, and the microseconds spent (``features``, and ``sequence`` for
+        the encoder)."""
+        t0 = time.perf_counter()
+        if self.sequence is None:
+            features = self.online.features(payment)
+            timing = {"features": (time.perf_counter() - t0) * 1e6}
+        else:
+            features, history = self.online.features_and_last(payment, self._entity)
+            t1 = time.perf_counter()
+            if payment.get(self._entity) is None:
+                seq: list[float | None] = [None] * len(self.sequence_names)
+            else:
+                seq = [None if math.isnan(v) else v
+                       for v in self.sequence.features_one(history, payment).tolist()]
+            features.update(zip(self.sequence_names, seq, strict=True))
+            t2 = time.perf_counter()
+            timing = {"features": (t1 - t0) * 1e6, "sequence": (t2 - t1) * 1e6}
         x = np.array([np.nan if features[n] is None else features[n] for n in self.names],
                      dtype=np.float64)
-        return features, x
+        return features, x, timing
 
     def finish(self, payment: Mapping[str, Any], features: dict[str, float | None],
                x: np.ndarray, probability: float, contribs: np.ndarray,
@@ -145,5 +194,7 @@ class Scorer:
             v = float(x[i])
             value = None if math.isnan(v) else v
             name = self.names[i]
-            out.append(Reason(name, value, c[i], self._describer.sentence(name, value)))
+            sentence = (self._sequence_reason if name in self.sequence_names
+                        else self._describer.sentence(name, value))
+            out.append(Reason(name, value, c[i], sentence))
         return out

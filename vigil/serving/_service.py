@@ -24,10 +24,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vigil._errors import ConfigError
-from vigil.features.online import MemoryState, OnlineFeatures, RedisState, micros
+from vigil.features.online import MemoryState, RedisState, micros
 from vigil.models import ModelBundle
 from vigil.rules import RuleSet, compile_rules, payment_attributes
-from vigil.scoring import Scorer, ScoreResult
+from vigil.scoring import Scorer, ScoreResult, online_features
 from vigil.serving._group_commit import GroupCommitter
 from vigil.serving._model_batcher import ModelBatcher
 from vigil.store import BLOCKED_CARDS, BLOCKED_EMAILS, Store, UnknownPayment
@@ -89,7 +89,7 @@ class ScoringService:
         else:
             state = MemoryState()
         self.shared_state = redis_url is not None
-        self.online = OnlineFeatures(bundle.feature_set, state)
+        self.online = online_features(bundle, state)
         self.scorer = Scorer(bundle, self.online, lists=self.lists)
         self.snapshot_every = snapshot_every
         self._since_snapshot = 0
@@ -115,9 +115,15 @@ class ScoringService:
             payments_seq = labels_seq = 0
             if snapshot is not None:
                 state = MemoryState.load(json.loads(snapshot.payload))
-                self.online = self.scorer.online = OnlineFeatures(self.bundle.feature_set, state)
-                payments_seq, labels_seq = snapshot.payments_seq, snapshot.labels_seq
-                say(f"online state: snapshot at payment {payments_seq:,}, label {labels_seq:,}")
+                try:
+                    online = online_features(self.bundle, state)
+                except ValueError as exc:  # made for other features: replay every event
+                    say(f"online state: snapshot not used ({exc})")
+                else:
+                    self.online = self.scorer.online = online
+                    payments_seq, labels_seq = snapshot.payments_seq, snapshot.labels_seq
+                    say(f"online state: snapshot at payment {payments_seq:,}, "
+                        f"label {labels_seq:,}")
             keys = self.online.label_keys
             rows: dict[str, dict[str, Any]] = {}
             n_payments = 0
@@ -259,14 +265,13 @@ class ScoringService:
                            ) -> tuple[ScoreResult, dict[str, Any]]:
         """:meth:`decide` for the event loop: the model call is shared with the payments
         being scored at the same moment (see :class:`ModelBatcher`)."""
-        t0 = time.perf_counter()
         with self._lock:
-            features, x = self.scorer.features(payment)
+            features, x, timing = self.scorer.features_timed(payment)
         t1 = time.perf_counter()
         probability, contribs = await asyncio.wrap_future(self.batcher.submit(x))
         t2 = time.perf_counter()
         result = self.scorer.finish(payment, features, x, probability, contribs,
-                                    {"features": (t1 - t0) * 1e6, "model": (t2 - t1) * 1e6})
+                                    {**timing, "model": (t2 - t1) * 1e6})
         return result, self._decision_row(result)
 
     @staticmethod

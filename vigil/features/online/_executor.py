@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,20 +71,24 @@ class OnlineFeatures:
     {'count_by_card_1h': 2.0}
     """
 
-    def __init__(self, feature_set: FeatureSet, state: FeatureState | None = None) -> None:
+    def __init__(self, feature_set: FeatureSet, state: FeatureState | None = None, *,
+                 keep_last: Mapping[str, tuple[int, Sequence[str]]] | None = None) -> None:
         self.feature_set = feature_set
+        self.keep_last = {k: (int(n), tuple(cols)) for k, (n, cols) in (keep_last or {}).items()}
         self.state = state if state is not None else MemoryState()
         self.specs = feature_set.specs()
         self.names = [s.name for s in self.specs]
         self._compiled = [(s.name, s.key, _compile(s, guard=False)) for s in self.specs]
-        self._plans: dict[str, KeyPlan] = plan(feature_set)
+        self._plans: dict[str, KeyPlan] = plan(feature_set, self.keep_last)
         for key, p in self._plans.items():
             self.state.configure(key, KeyConfig(
                 columns=tuple(p.columns), numeric=tuple(p.numeric), retain_us=p.retain_us,
                 history=p.keeps_payments and _reads_history(self.specs, key),
-                label_retain_us=p.label_retain_us or 0))
+                label_retain_us=p.label_retain_us or 0, keep_last=p.keep_last))
         self._payment_keys = [k for k, p in self._plans.items() if p.keeps_payments]
-        self._history_keys = {k for k in self._payment_keys if _reads_history(self.specs, k)}
+        # keys read whole: TimeSince* features, and the kept-last payments
+        self._history_keys = {k for k in self._payment_keys
+                              if _reads_history(self.specs, k) or self._plans[k].keep_last}
         self._label_keys = [k for k, p in self._plans.items() if p.label_retain_us is not None]
         self.clock = -(2**63)  # the latest payment time seen
         self._since_sweep = 0
@@ -99,7 +103,34 @@ class OnlineFeatures:
     def features(self, payment: Mapping[str, Any]) -> dict[str, float | None]:
         """The payment's features at its time, without recording it."""
         t = micros(payment["ts"])
-        ctx = _Ctx(payment, t, self._read(payment, t))
+        return self._values(payment, t, self._read(payment, t))
+
+    def features_and_last(self, payment: Mapping[str, Any], key: str
+                          ) -> tuple[dict[str, float | None], list[dict[str, Any]]]:
+        """:meth:`features`, and the newest payments of the payment's ``key`` entity ordered
+        before it by (ts, payment_id), up to ``keep_last[key]`` of them, oldest first, as
+        dicts (``ts`` in microseconds, ``payment_id`` and the kept columns); one state read.
+        """
+        n, _ = self.keep_last[key]
+        t = micros(payment["ts"])
+        views = self._read(payment, t)
+        values = self._values(payment, t, views)
+        view = views.get((key, None)) if payment.get(key) is not None else None
+        if not isinstance(view, PaymentView) or not view.times:
+            return values, []
+        pid = str(payment["payment_id"])
+        hi = bisect.bisect_left(view.times, t)
+        while hi < len(view.times) and view.times[hi] == t and view.pids[hi] < pid:
+            hi += 1
+        lo = max(0, hi - n)
+        columns = list(view.values.items())
+        rows = [{"ts": view.times[i], "payment_id": view.pids[i],
+                 **{c: col[i] for c, col in columns}} for i in range(lo, hi)]
+        return values, rows
+
+    def _values(self, payment: Mapping[str, Any], t: int, views: Views
+                ) -> dict[str, float | None]:
+        ctx = _Ctx(payment, t, views)
         get = payment.get
         return {name: f(ctx) if key is None or get(key) is not None else None
                 for name, key, f in self._compiled}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from vigil.features._definitions import HISTORY_OPS, LABEL_OPS, PAYMENT_WINDOW_OPS, Spec
@@ -14,7 +15,9 @@ class KeyPlan:
 
     ``retain_us``: how far back its payments are kept (the longest payment window; 0 when only
     time-since features read it); ``columns``: the payment columns its windows aggregate;
-    ``label_retain_us``: the longest label-aware window (None: no label-aware feature).
+    ``label_retain_us``: the longest label-aware window (None: no label-aware feature);
+    ``keep_last``: also keep the entity's newest this many payments, whatever their age (the
+    sequence encoder's history).
     """
 
     key: str
@@ -23,11 +26,20 @@ class KeyPlan:
     numeric: list[str] = field(default_factory=list)  # columns summed, averaged, compared
     keeps_payments: bool = False
     label_retain_us: int | None = None
+    keep_last: int = 0
 
 
-def plan(feature_set: FeatureSet) -> dict[str, KeyPlan]:
-    """One :class:`KeyPlan` per entity key column the feature set reads."""
+def plan(feature_set: FeatureSet,
+         keep_last: Mapping[str, tuple[int, Sequence[str]]] | None = None
+         ) -> dict[str, KeyPlan]:
+    """One :class:`KeyPlan` per entity key column the feature set reads (and per key of
+    ``keep_last``: key → how many of an entity's newest payments to keep, and the columns)."""
     plans: dict[str, KeyPlan] = {}
+    for key, (n, columns) in (keep_last or {}).items():
+        p = plans.setdefault(key, KeyPlan(key))
+        p.keeps_payments = True
+        p.keep_last = max(p.keep_last, n)
+        p.columns += [c for c in columns if c not in p.columns]
     for spec in _flat(feature_set.specs()):
         if spec.key is None:
             continue

@@ -12,7 +12,9 @@ Layout, under a prefix (``vigil:<namespace>:``):
 
 A payment is recorded and the entity's expired payments evicted in one Lua script, so
 concurrent writers never lose an event. Reads run in one pipeline per payment. Keys carry a
-TTL of their window plus a day, so entities that go quiet leave Redis on their own.
+TTL of their window plus a day, so entities that go quiet leave Redis on their own; a key
+with ``keep_last`` (the sequence encoder's history) keeps each entity's newest payments
+however old, so its payment sets do not expire.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from vigil.features.online._state import FeatureState, KeyConfig, LabelView, Pay
 
 _DAY_MS = 86_400_000
 
-# KEYS: pay zset, first zset, gone zset. ARGV: t, member, entity, retain_us, ttl_ms.
+# KEYS: pay zset, first zset, gone zset. ARGV: t, member, entity, retain_us, ttl_ms (0: no
+# expiry), keep_last (the newest this many stay whatever their age).
 # Numbers go back to Redis through %.0f: Lua's default formatting would round big integers.
 _ADD_PAYMENT = """
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
@@ -36,12 +39,16 @@ local retain = tonumber(ARGV[4])
 local upper
 if retain > 0 then upper = string.format('%.0f', newest - retain)
 else upper = '(' .. string.format('%.0f', newest) end
-local last = redis.call('ZREVRANGEBYSCORE', KEYS[1], upper, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
-if #last > 0 then
+local n = redis.call('ZCOUNT', KEYS[1], '-inf', upper)
+local spare = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[6])
+if spare < n then n = spare end
+if n > 0 then
+  local last = redis.call('ZRANGE', KEYS[1], n - 1, n - 1, 'WITHSCORES')
   redis.call('ZADD', KEYS[3], 'GT', last[2], ARGV[3])
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', upper)
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - 1)
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+if tonumber(ARGV[5]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[5])
+else redis.call('PERSIST', KEYS[1]) end
 return 1
 """
 
@@ -121,7 +128,8 @@ class RedisState(FeatureState):
         self._add_payment(keys=[self._k("pay", key, value), self._k("first", key),
                                 self._k("gone", key)],
                           args=[t, member, str(value), config.retain_us,
-                                config.retain_us // 1000 + _DAY_MS])
+                                0 if config.keep_last else config.retain_us // 1000 + _DAY_MS,
+                                config.keep_last])
 
     def add_label(self, key: str, value: Hashable, timeline: str, pid: str, reported: int,
                   previous: int | None) -> None:

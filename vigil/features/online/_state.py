@@ -10,7 +10,9 @@ Two backends share the interface: :class:`MemoryState` (in-process dicts; the de
 
 Bounded: an entity's payments older than its longest window (and label reports older than
 its longest label window) are evicted as time moves on; the latest evicted payment time is
-remembered for ``TimeSinceLast``, the earliest ever for ``TimeSinceFirst``.
+remembered for ``TimeSinceLast``, the earliest ever for ``TimeSinceFirst``. A key with
+``keep_last = N`` (the sequence encoder's history) also keeps each entity's newest N payments
+whatever their age, and its entities are never dropped whole.
 """
 
 from __future__ import annotations
@@ -53,11 +55,13 @@ class PaymentView:
             self.first = t
         return True
 
-    def evict(self, before: int) -> None:
-        """Forget payments at or before ``before``, but never those at the latest time."""
+    def evict(self, before: int, keep_last: int = 0) -> None:
+        """Forget payments at or before ``before``, but never those at the latest time nor
+        the newest ``keep_last``."""
         n = bisect.bisect_right(self.times, before)
         if n and n == len(self.times):
             n = bisect.bisect_left(self.times, self.times[-1])
+        n = min(n, max(0, len(self.times) - keep_last))
         if n:
             last = self.times[n - 1]
             self.gone = last if self.gone is None else max(self.gone, last)
@@ -120,6 +124,7 @@ class KeyConfig:
     retain_us: int = 0  # payments: the longest window (0: only the latest time is needed)
     history: bool = False  # a TimeSince* feature reads it: keep the entity for good
     label_retain_us: int = 0
+    keep_last: int = 0  # payments: also keep the newest this many, whatever their age
 
 
 class FeatureState(ABC):
@@ -164,8 +169,16 @@ class MemoryState(FeatureState):
         self._payments: dict[str, dict[Hashable, PaymentView]] = {}
         self._labels: dict[tuple[str, str], dict[Hashable, LabelView]] = {}
         self._config: dict[str, KeyConfig] = {}
+        self._loaded: dict[str, Any] | None = None  # the configs a loaded snapshot was made with
 
     def configure(self, key: str, config: KeyConfig) -> None:
+        if self._loaded is not None and key in self._payments:
+            made = self._loaded.get(key)
+            # a snapshot without configs predates keep_last
+            if (bool(config.keep_last) if made is None else made != _config_doc(config)):
+                raise ValueError(f"the online state snapshot keeps other data for '{key}' "
+                                 "than these features need (another model's snapshot); "
+                                 "rebuild the state from the events instead")
         self._config[key] = config
 
     def read(self, reads: list[Read]) -> list[PaymentView | LabelView | None]:
@@ -185,7 +198,7 @@ class MemoryState(FeatureState):
             view = PaymentView(values={c: [] for c in config.columns})
             self._payments[key][value] = view
         view.add(t, pid, row, config.columns, config.numeric)
-        view.evict(view.times[-1] - config.retain_us)
+        view.evict(view.times[-1] - config.retain_us, config.keep_last)
 
     def add_label(self, key: str, value: Hashable, timeline: str, pid: str, reported: int,
                   previous: int | None) -> None:
@@ -197,10 +210,11 @@ class MemoryState(FeatureState):
             config = self._config[key]
             for value in list(entities):
                 view = entities[value]
-                if not config.history and view.times[-1] <= now - config.retain_us:
+                if (not config.history and not config.keep_last
+                        and view.times[-1] <= now - config.retain_us):
                     del entities[value]  # nothing left that a later payment could read
                 else:
-                    view.evict(now - config.retain_us)
+                    view.evict(now - config.retain_us, config.keep_last)
         for (key, _), entities in self._labels.items():
             horizon = now - self._config[key].label_retain_us
             for value in list(entities):
@@ -224,6 +238,7 @@ class MemoryState(FeatureState):
         """The whole state as JSON-able data (see :meth:`load`)."""
         return {
             "format": 1,
+            "config": {key: _config_doc(c) for key, c in self._config.items()},
             "payments": {key: [[_jsonable(value), v.times, v.pids, v.values, v.first, v.gone]
                                for value, v in entities.items()]
                          for key, entities in self._payments.items()},
@@ -238,6 +253,7 @@ class MemoryState(FeatureState):
         if data.get("format") != 1:
             raise ValueError(f"unknown online state snapshot format {data.get('format')!r}")
         state = cls()
+        state._loaded = data.get("config", {})
         for key, entities in data["payments"].items():
             state._payments[key] = {
                 _hashable(value): PaymentView(times, pids, values, first, gone)
@@ -246,6 +262,12 @@ class MemoryState(FeatureState):
             state._labels[key, timeline] = {_hashable(value): LabelView(times, pids)
                                             for value, times, pids in entities}
         return state
+
+
+def _config_doc(config: KeyConfig) -> dict[str, Any]:
+    return {"columns": list(config.columns), "numeric": list(config.numeric),
+            "retain_us": config.retain_us, "history": config.history,
+            "label_retain_us": config.label_retain_us, "keep_last": config.keep_last}
 
 
 def _jsonable(value: Hashable) -> Any:

@@ -7,12 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from vigil._errors import ModelError
 from vigil.models.sequence._config import SequenceConfig
 from vigil.models.sequence._files import checked_file, read_doc
 from vigil.models.sequence._pca import EmbeddingPCA
-from vigil.models.sequence._tokens import window_inputs
+from vigil.models.sequence._tokens import (
+    _string_columns,
+    chunk_index,
+    gather,
+    tokenize,
+    trim,
+    window_inputs,
+)
 
 
 class SequenceRuntime:
@@ -59,3 +67,36 @@ class SequenceRuntime:
         """The model inputs from the sequence: the principal components (or the embedding)."""
         e = self.embed_one(history, payment)
         return e if self.pca is None else self.pca.transform(e[None])[0]
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of :meth:`features_one`'s values as model inputs (``seq_pc1``, ...)."""
+        if self.pca is not None:
+            return self.pca.names()
+        return [f"seq_emb{i + 1}" for i in range(self.config.dim)]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The payment columns the token fields read, besides ``ts`` and ``payment_id``:
+        what the online state keeps of each of the entity's last ``history_rows`` payments."""
+        return ("amount", *_string_columns(self.config))
+
+    def embed_payments(self, payments: pa.Table, *, batch_size: int = 256) -> np.ndarray:
+        """Embeddings (n_rows, C) of every payment of a table, in its row order (NaN where
+        the entity is missing): the batch path of ``vigil.models.sequence.embed_payments``,
+        through ONNX Runtime instead of torch (the windows are cut the same way)."""
+        tokens = tokenize(payments, self.config)
+        index, own = chunk_index(tokens)
+        per_token = np.full((len(tokens), self.config.dim), np.nan, dtype=np.float32)
+        for b in range(0, len(index), batch_size):
+            idx, o = trim(index[b:b + batch_size], own[b:b + batch_size])
+            per_token[idx[o]] = self.embed(gather(tokens, idx))[o]
+        out = np.full((payments.num_rows, self.config.dim), np.nan, dtype=np.float32)
+        out[tokens.rows] = per_token
+        return out
+
+    def features_batch(self, payments: pa.Table, *, batch_size: int = 256) -> np.ndarray:
+        """:meth:`features_one` for every payment of a table at once (n_rows, k), NaN where
+        the entity is missing."""
+        e = self.embed_payments(payments, batch_size=batch_size)
+        return e if self.pca is None else self.pca.transform(e)
