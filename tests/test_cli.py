@@ -201,7 +201,7 @@ def test_errors_from_a_real_process_have_no_traceback(tmp_path):
 def test_every_command_has_help_with_an_example():
     commands = [["simulate"], ["train"], ["score"], ["evaluate"], ["demo"], ["features"],
                 ["features", "build"], ["features", "list"], ["features", "sql"], ["bench"],
-                ["bench", "handbook"], ["bench", "speed"]]
+                ["bench", "handbook"], ["bench", "speed"], ["bench", "scenarios"]]
     for cmd in commands:
         result = run(*cmd, "--help")
         assert result.exit_code == 0

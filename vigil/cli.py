@@ -338,7 +338,7 @@ def features_build(data: Path, feature_spec: str, out: Path, engine: str, master
 @click.option("--data", type=click.Path(path_type=Path), required=True,
               help="Dataset folder, or the Handbook's transactions file.")
 @click.option("--features", "feature_spec", default="default", show_default=True,
-              help="Built-in set name (default, handbook) or a .toml/.json file.")
+              help="Built-in set name (default, handbook, realistic) or a .toml/.json file.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Bundle folder to write.")
 @click.option("--train-start", help="First day of training [default: 28 days before the end].")
@@ -1056,35 +1056,75 @@ def bench_spark(preset: str, data: Path | None, memory: str, timeout: float | No
     click.echo(spark_markdown(result))
 
 
-@main.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("runs/demo"), show_default=True, help="Folder for every artifact.")
-@click.option("--days", type=click.IntRange(min=40), default=90, show_default=True)
-@click.option("--cards", type=click.IntRange(min=50), default=5000, show_default=True)
-@click.option("--seed", type=int, default=7, show_default=True)
-def demo(out: Path, days: int, cards: int, seed: int) -> None:
-    """The main job end to end on generated data: simulate, build features, train, evaluate.
+@bench.command("scenarios")
+@click.option("--preset", type=click.Choice(["small", "medium", "large"]), default="medium",
+              show_default=True, help="Realistic-world preset to simulate.")
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="A realistic-world dataset folder (with truth.parquet) to use "
+                                 "instead of simulating one.")
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed of the simulation.")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("bench/results"), show_default=True)
+def bench_scenarios(preset: str, data: Path | None, seed: int, out_dir: Path) -> None:
+    """What our models miss: recall per fraud scenario on the realistic world.
 
-    Trains the Handbook's baseline features and vigil's default set on the same window, tests
-    both on the last week after a 7-day label delay, and prints the metrics; replays the last
-    day through a real `vigil serve`; writes the default model's report (report/) and its
-    comparison with the baseline (compare/), and prints the report's path.
+    Trains the Handbook's inputs, the default set and the realistic set on the first two
+    months (labels as known a week later), then reports per-scenario recall at a 1 % review
+    rate and at the block threshold on the next month and week by week, and the decay of a
+    model trained on the first three weeks only. Writes OUT_DIR/scenarios_PRESET.json and .md
+    (scenarios_data.* with --data).
 
     \b
     Example:
-      vigil demo --out runs/demo --days 90 --cards 5000
+      vigil bench scenarios --preset medium
+    """
+    from vigil.bench._scenarios import run_scenarios_benchmark, scenarios_markdown
+
+    result = run_scenarios_benchmark(preset=preset, data=data, seed=seed, out_dir=out_dir,
+                                     progress=_Step())
+    click.echo(scenarios_markdown(result))
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("runs/demo"), show_default=True, help="Folder for every artifact.")
+@click.option("--world", type=click.Choice(["realistic", "handbook"]), default="realistic",
+              show_default=True, help="The realistic world (devices, IPs, accounts, seven "
+                                      "frauds, labels weeks late) or the Handbook's.")
+@click.option("--days", type=click.IntRange(min=40), default=90, show_default=True)
+@click.option("--customers", type=click.IntRange(min=50), default=None,
+              help="Realistic world: number of customers [default: 8000].")
+@click.option("--cards", type=click.IntRange(min=50), default=None,
+              help="Handbook world: number of cards [default: 5000].")
+@click.option("--seed", type=int, default=7, show_default=True)
+def demo(out: Path, world: str, days: int, customers: int | None, cards: int | None,
+         seed: int) -> None:
+    """The main job end to end on generated data: simulate, build features, train, evaluate.
+
+    Simulates the realistic world (or, with --world handbook, the Fraud Detection Handbook's),
+    trains the Handbook's baseline features and vigil's default set on the same window, tests
+    both on the last week after a 7-day label delay, and prints the metrics and the recall
+    per fraud scenario; replays the last day through a real `vigil serve`; writes the default
+    model's report (report/) and its comparison with the baseline (compare/), and prints the
+    report's path.
+
+    \b
+    Examples:
+      vigil demo --out runs/demo
+      vigil demo --out runs/demo-handbook --world handbook --days 90 --cards 5000
     """
     from vigil.pipeline import run_demo
 
     step = _Step()
     with _day_progress("simulating") as progress:
-        result = run_demo(out, days=days, cards=cards, seed=seed, progress=step,
-                          day_progress=progress)
+        result = run_demo(out, world=world, days=days, cards=cards, customers=customers,
+                          seed=seed, progress=step, day_progress=progress)
     console.print(_metrics_table(
         f"test week {result['test']['start'][:10]} to {result['test']['end'][:10]} "
         f"(trained {result['train']['start'][:10]} to {result['train']['end'][:10]}, labels as "
         f"of {result['train']['label_cutoff'][:10]})",
         {name: r["metrics"] for name, r in result["models"].items()}))
+    _print_scenarios(result["models"])
     serving = result.get("serving")
     if serving:
         _print_serving(serving)
@@ -1096,6 +1136,24 @@ def demo(out: Path, days: int, cards: int, seed: int) -> None:
         console.print(Text(rep["verdict"]))
         click.echo(f"comparison: {rep['compare']}")
         click.echo(f"report: {rep['html']}")
+
+
+def _print_scenarios(models: dict[str, Any]) -> None:
+    per_model = {name: r.get("recall_by_scenario@1%fpr") for name, r in models.items()}
+    if not all(per_model.values()):
+        return
+    table = Table(title="recall per fraud scenario at 1 % FPR (reported frauds)",
+                  title_justify="left")
+    table.add_column("scenario")
+    table.add_column("frauds", justify="right")
+    for name in per_model:
+        table.add_column(name, justify="right")
+    first = next(iter(per_model.values()))
+    for scenario, row in first.items():
+        cells = [f"{per_model[n].get(scenario, {}).get('recall', float('nan')):.3f}"
+                 for n in per_model]
+        table.add_row(scenario, f"{int(row['frauds']):,}", *cells)
+    console.print(table)
 
 
 def _print_serving(s: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ from vigil.features._builtin import (
     builtin_feature_set,
     handbook_baseline,
     payments_default,
+    payments_realistic,
 )
 from vigil.features._definitions import (
     FEATURE_KINDS,
@@ -75,5 +76,6 @@ __all__ = [
     "handbook_baseline",
     "parse_duration",
     "payments_default",
+    "payments_realistic",
     "reference_features",
 ]

@@ -10,7 +10,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from vigil.events import write_dataset
+from vigil._errors import ConfigError
+from vigil.events import EventData, write_dataset
 from vigil.features import handbook_baseline, payments_default
 from vigil.pipeline._jobs import (
     TrainWindow,
@@ -23,38 +24,72 @@ from vigil.pipeline._jobs import (
 
 DELAY_DAYS = 7
 TEST_DAYS = 7
-TRAIN_DAYS = 28
+TRAIN_DAYS = {"realistic": 56, "handbook": 28}
+"""Days of training per world: the realistic world's labels come weeks late (a median of
+three), so its model trains on eight weeks, most of them with their labels in."""
+WORLDS = ("realistic", "handbook")
+DEMO_CUSTOMERS = 8000
 
 
-def run_demo(out: str | Path, *, days: int = 90, cards: int = 5000, seed: int = 7,
+def simulate_world(world: str, *, days: int, cards: int | None = None,
+                   customers: int | None = None, seed: int = 7, start: str = "2024-01-01",
+                   day_progress: Callable[[int, int], None] | None = None) -> EventData:
+    """The demo's world: ``realistic`` (``customers`` customers, a merchant per five) or
+    ``handbook`` (``cards`` cards, two terminals per card)."""
+    from vigil.simulate import HandbookWorld, RealisticWorld
+
+    if world == "realistic":
+        if cards is not None:
+            raise ConfigError("cards sizes the Handbook world; the realistic world takes "
+                              "customers (or choose world 'handbook')")
+        n = customers or DEMO_CUSTOMERS
+        sim: Any = RealisticWorld(n_customers=n, n_merchants=max(20, n // 5))
+    elif world == "handbook":
+        if customers is not None:
+            raise ConfigError("customers sizes the realistic world; the Handbook world takes "
+                              "cards (or choose world 'realistic')")
+        n = cards or 5000
+        sim = HandbookWorld(n_cards=n, n_terminals=2 * n)
+    else:
+        raise ConfigError(f"no world {world!r}; use one of {', '.join(WORLDS)}")
+    return sim.simulate(days, start=start, seed=seed, progress=day_progress)
+
+
+def run_demo(out: str | Path, *, world: str = "realistic", days: int = 90,
+             cards: int | None = None, customers: int | None = None, seed: int = 7,
              start: str = "2024-01-01", progress: Callable[[str], None] | None = None,
              day_progress: Callable[[int, int], None] | None = None,
-             serve: bool = True, report: bool = True) -> dict[str, Any]:
-    """Simulate ``days`` days of ``cards`` cards, train on a 28-day window, wait the 7-day label
-    delay, test on the last 7 days; for the Handbook's features and vigil's default set.
+             serve: bool = True, report: bool = True, replicates: int = 200) -> dict[str, Any]:
+    """Simulate ``days`` days of a world, train on the weeks before a 7-day label delay, test
+    on the last 7 days; for the Handbook's features and vigil's default set.
+
+    ``world`` is ``realistic`` (the default: devices, IPs, accounts, seven frauds, labels
+    weeks late; ``customers`` customers, 8,000 by default; trained on 56 days) or
+    ``handbook`` (the Fraud Detection Handbook's world; ``cards`` cards, 5,000 by default;
+    trained on 28 days).
 
     Writes ``out/data/`` (the dataset), ``out/features/NAME.parquet``, ``out/bundles/NAME/``,
     ``out/scores.parquet`` (the default model on the test week) and ``out/metrics.json``.
     With ``serve``, the last test day then goes through a real ``vigil serve`` process
     (store in ``out/serve/``); its decisions and latencies are in ``metrics.json`` too.
     With ``report``, the default model's report goes to ``out/report/`` and its comparison
-    with the Handbook baseline (champion) to ``out/compare/``.
+    with the Handbook baseline (champion) to ``out/compare/`` (``replicates`` bootstrap
+    replicates each).
     """
-    from vigil.simulate import HandbookWorld
-
     say = progress or (lambda _m: None)
     out = Path(out)
-    world = HandbookWorld(n_cards=cards, n_terminals=2 * cards)
-    data = world.simulate(days, start=start, seed=seed, progress=day_progress)
+    data = simulate_world(world, days=days, cards=cards, customers=customers, seed=seed,
+                          start=start, day_progress=day_progress)
     write_dataset(data, out / "data")
-    say(f"simulated {data.payments.num_rows:,} payments over {days} days -> {out / 'data'}")
+    say(f"simulated the {world} world: {data.payments.num_rows:,} payments over {days} days "
+        f"-> {out / 'data'}")
 
     first, _ = data_span(data)
     day0 = datetime(first.year, first.month, first.day, tzinfo=UTC)
     end = day0 + timedelta(days=days)
     test_start = end - timedelta(days=TEST_DAYS)
     train_end = test_start - timedelta(days=DELAY_DAYS)
-    train_start = max(day0, train_end - timedelta(days=TRAIN_DAYS))
+    train_start = max(day0, train_end - timedelta(days=TRAIN_DAYS[world]))
     window = TrainWindow(train_start, train_end, label_cutoff=test_start,
                          valid_days=min(7, (train_end - train_start).days // 4))
 
@@ -80,7 +115,7 @@ def run_demo(out: str | Path, *, days: int = 90, cards: int = 5000, seed: int = 
             pq.write_table(score_window(bundle, prepared, test_start, end),
                            out / "scores.parquet", compression="zstd")
     summary = {
-        "world": data.info,
+        "world": {"name": world, **data.info},
         "train": window.to_dict(),
         "test": {"start": test_start.isoformat(), "end": end.isoformat()},
         "models": results,
@@ -91,10 +126,11 @@ def run_demo(out: str | Path, *, days: int = 90, cards: int = 5000, seed: int = 
 
         champion, challenger = trained["handbook_baseline"], trained["payments_default"]
         files, _ = build_report(*challenger, test_start, end, out / "report",
-                                data_name=str(out / "data"), progress=say)
+                                replicates=replicates, data_name=str(out / "data"),
+                                progress=say)
         compared, doc = build_comparison(*champion, *challenger, test_start, end,
-                                         out / "compare", data_name=str(out / "data"),
-                                         progress=say)
+                                         out / "compare", replicates=replicates,
+                                         data_name=str(out / "data"), progress=say)
         summary["report"] = {"html": str(files.html), "compare": str(compared.html),
                              "verdict": doc["verdict"]}
     if serve:
