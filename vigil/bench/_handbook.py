@@ -53,7 +53,7 @@ from vigil.evaluation import (
     summarize_folds,
     threshold_at_fpr,
 )
-from vigil.events import read_handbook
+from vigil.events import EventData, read_handbook
 from vigil.features import FeatureSet, handbook_baseline, payments_default
 from vigil.features.offline import first_reports
 from vigil.models import RiskModel
@@ -224,18 +224,23 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def read_handbook_file(data_path: Path, say: Callable[[str], None]) -> EventData:
+    """The Handbook's transactions for a benchmark, or a clear error when the file is missing."""
+    if not data_path.exists():
+        raise DataFileError(f"{data_path}: no such file; pass the Handbook's "
+                            "transactions.parquet (see docs/benchmarks.md)")
+    say(f"reading {data_path}")
+    return read_handbook(data_path)
+
+
 def run_handbook_benchmark(data_path: str | Path, *, out_dir: str | Path = "bench/results",
                            quick: bool = False,
                            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the benchmark; write ``handbook.json`` and ``handbook.md`` in ``out_dir``."""
     say = progress or (lambda _m: None)
     data_path = Path(data_path)
-    if not data_path.exists():
-        raise DataFileError(f"{data_path}: no such file; pass the Handbook's "
-                            "transactions.parquet (see docs/benchmarks.md)")
     started = time.perf_counter()
-    say(f"reading {data_path}")
-    data = read_handbook(data_path)
+    data = read_handbook_file(data_path, say)
     fingerprint = file_sha256(data_path) if data_path.is_file() else data.fingerprint()
     sets: dict[str, FeatureSet] = {"handbook": handbook_baseline(), "vigil": payments_default()}
     prepared = {}

@@ -37,11 +37,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vigil._errors import DataFileError
-from vigil.bench._handbook import METRICS, PUBLISHED, FoldData, _Runner, file_sha256
+from vigil.bench._handbook import (
+    METRICS,
+    PUBLISHED,
+    FoldData,
+    _Runner,
+    file_sha256,
+    read_handbook_file,
+)
 from vigil.bench._machine import machine_info, machine_line
 from vigil.evaluation import summarize_folds
-from vigil.events import read_handbook
 from vigil.features import payments_default
 from vigil.models import RiskModel
 from vigil.pipeline import prepare
@@ -176,12 +181,8 @@ def run_sequence_benchmark(data_path: str | Path, *, out_dir: str | Path = "benc
 
     say = progress or (lambda _m: None)
     data_path = Path(data_path)
-    if not data_path.exists():
-        raise DataFileError(f"{data_path}: no such file; pass the Handbook's "
-                            "transactions.parquet (see docs/benchmarks.md)")
     started = time.perf_counter()
-    say(f"reading {data_path}")
-    data = read_handbook(data_path)
+    data = read_handbook_file(data_path, say)
     fs = payments_default()
     prepared = prepare(data, fs)
     say(f"features '{fs.name}': {len(fs.names)} columns for {data.payments.num_rows:,} payments")
