@@ -14,7 +14,6 @@ Loading reads JSON, XGBoost's own format, ONNX and safetensors only; nothing exe
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import shutil
@@ -28,6 +27,7 @@ import pyarrow as pa
 
 from vigil._errors import ModelError, SchemaError
 from vigil.features import FeatureSet
+from vigil.models._documents import read_record, sha256
 from vigil.models._gbm import RiskModel
 from vigil.models._risk_score import (
     ELEVATED_FROM,
@@ -112,7 +112,7 @@ class ModelBundle:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         model_meta = self.model.save(folder)
-        digest = hashlib.sha256((folder / model_meta["trees_file"]).read_bytes()).hexdigest()
+        digest = sha256(folder / model_meta["trees_file"])
         self.created_at = self.created_at or datetime.now(UTC).isoformat(timespec="seconds")
         if self.model_version is None:
             stamp = datetime.fromisoformat(self.created_at).strftime("%Y%m%d%H%M%S")
@@ -140,20 +140,11 @@ class ModelBundle:
     def load(cls, folder: str | Path) -> ModelBundle:
         folder = Path(folder)
         path = folder / "bundle.json"
-        if not path.is_file():
-            raise ModelError(f"{folder}: not a model bundle (bundle.json is missing)")
-        try:
-            doc = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"{path}: not valid JSON ({exc})") from exc
-        if doc.get("format") != BUNDLE_FORMAT:
-            raise ModelError(f"{path}: bundle format {doc.get('format')!r} is not supported "
-                             f"(this vigil reads format {BUNDLE_FORMAT})")
+        doc = read_record(path, what="bundle", version=BUNDLE_FORMAT,
+                          missing="not a model bundle (bundle.json is missing)")
         trees = folder / doc["model"].get("trees_file", "model.ubj")
-        if trees.is_file():
-            digest = hashlib.sha256(trees.read_bytes()).hexdigest()
-            if doc["model"].get("sha256") not in (None, digest):
-                raise ModelError(f"{trees}: file does not match the checksum in bundle.json")
+        if trees.is_file() and doc["model"].get("sha256") not in (None, sha256(trees)):
+            raise ModelError(f"{trees}: file does not match the checksum in bundle.json")
         feature_set = FeatureSet.from_dict(doc["feature_set"], source=str(path))
         model = RiskModel.load(folder, doc["model"])
         sequence = _load_sequence(folder, doc["sequence"]) if doc.get("sequence") else None
@@ -168,7 +159,7 @@ class ModelBundle:
 
 def _save_sequence(runtime: Any, target: Path) -> dict[str, Any]:
     """Copy the encoder's files (config, ONNX graph, PCA) into the bundle; their record."""
-    from vigil.models.sequence._files import DOC, read_doc, sha256, write_doc
+    from vigil.models.sequence._files import DOC, read_doc, write_doc
 
     source = Path(runtime.folder)
     doc = read_doc(source)
@@ -192,7 +183,6 @@ def _save_sequence(runtime: Any, target: Path) -> dict[str, Any]:
 
 def _load_sequence(folder: Path, meta: dict[str, Any]) -> Any:
     from vigil.models.sequence import SequenceConfig, SequenceRuntime
-    from vigil.models.sequence._files import sha256
 
     where = folder / meta.get("folder", SEQUENCE_DIR)
     for name, digest in meta.get("files", {}).items():

@@ -3,13 +3,13 @@ path reads it beside ``encoder.onnx``)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from vigil._errors import ModelError
+from vigil.models._documents import read_record, sha256
 
 CHECKPOINT_FORMAT = 1
 DOC = "sequence.json"
@@ -17,10 +17,6 @@ WEIGHTS = "model.safetensors"
 OPTIMIZER = "optimizer.safetensors"
 ONNX = "encoder.onnx"
 PCA = "pca.safetensors"
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def library_versions() -> dict[str, str]:
@@ -35,19 +31,9 @@ def library_versions() -> dict[str, str]:
 
 def read_doc(folder: str | Path) -> dict[str, Any]:
     """The checkpoint's ``sequence.json``, checked."""
-    folder = Path(folder)
-    path = folder / DOC
-    if not path.is_file():
-        raise ModelError(f"{folder}: not a sequence model checkpoint ({DOC} is missing; "
-                         "`vigil pretrain DATA --out DIR` writes one)")
-    try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{path}: not valid JSON ({exc})") from exc
-    if doc.get("format") != CHECKPOINT_FORMAT:
-        raise ModelError(f"{path}: checkpoint format {doc.get('format')!r} is not supported "
-                         f"(this vigil reads format {CHECKPOINT_FORMAT})")
-    return doc
+    return read_record(Path(folder) / DOC, what="checkpoint", version=CHECKPOINT_FORMAT,
+                       missing=f"not a sequence model checkpoint ({DOC} is missing; "
+                               "`vigil pretrain DATA --out DIR` writes one)")
 
 
 def write_doc(folder: Path, doc: dict[str, Any]) -> None:
