@@ -7,15 +7,15 @@ HANDBOOK ?= ../shared/data/fraud-handbook/transactions.parquet
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench bench-handbook bench-serving bench-sequence browser clean
+.PHONY: demo test lint bench bench-handbook bench-serving bench-sequence browser fonts clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[serve,spark,deep,test]'
+	$(PY) -m pip install --quiet -e '.[serve,spark,deep,identity,test]'
 	@touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) fonts
 	$(VENV)/bin/vigil demo --out runs/demo
 
 # Debian's Chromium, which the report test drives through Playwright (no browser download);
@@ -28,7 +28,17 @@ browser:
 	      $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
 	    echo "could not install chromium: the browser test will skip"; }
 
-test: $(STAMP) browser
+# Debian's OCR-B font draws the machine-readable zone of the generated identity documents;
+# without it the document tests skip with a reason (CI sets VIGIL_REQUIRE_IDENTITY=1).
+fonts:
+	@test -f /usr/share/fonts/opentype/ocr-b/OCRB.otf || \
+	  { echo "installing Debian's fonts-ocr-b for the generated identity documents"; \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends fonts-ocr-b >/dev/null 2>&1 || \
+	    { $(SUDO) apt-get update -qq && \
+	      $(SUDO) apt-get install -y -qq --no-install-recommends fonts-ocr-b >/dev/null; } || \
+	    echo "could not install fonts-ocr-b: the document tests will skip"; }
+
+test: $(STAMP) browser fonts
 	$(PY) -m ruff check vigil tests bench
 	$(PY) -m pytest -q
 
