@@ -22,6 +22,8 @@ ERROR_CODES: dict[str, str] = {
     "selfie_face_mismatch": "The selfie does not match the face on the document.",
     "selfie_no_face": "No face was found in the selfie.",
     "selfie_multiple_faces": "More than one face was found in the selfie.",
+    "selfie_document_missing_photo": "No face was found on the document's portrait.",
+    "selfie_unverified_other": "The selfie could not be verified (for example, too small a face).",
     "id_number_mismatch": "The ID number does not match the name and date of birth.",
     "id_number_invalid": "The ID number is not a valid number for its country.",
 }
