@@ -17,7 +17,6 @@ evicted (its entities' longest windows back from their newest payment).
 from __future__ import annotations
 
 import bisect
-import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -25,9 +24,10 @@ from typing import Any
 import pyarrow as pa
 
 from vigil._errors import SchemaError
-from vigil.features._definitions import LABEL_OPS, Spec
+from vigil.features._definitions import Spec
 from vigil.features._featureset import FeatureSet
 from vigil.features.online._plan import KeyPlan, plan
+from vigil.features.online._program import Program
 from vigil.features.online._state import (
     FeatureState,
     KeyConfig,
@@ -37,8 +37,6 @@ from vigil.features.online._state import (
     Read,
 )
 
-_DAY_US = 86_400_000_000
-_HOUR_US = 3_600_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # A payment's earlier labels: (first report of any label, first report of a fraud label), µs.
@@ -78,7 +76,7 @@ class OnlineFeatures:
         self.state = state if state is not None else MemoryState()
         self.specs = feature_set.specs()
         self.names = [s.name for s in self.specs]
-        self._compiled = [(s.name, s.key, _compile(s, guard=False)) for s in self.specs]
+        self._program = Program(self.specs)
         self._plans: dict[str, KeyPlan] = plan(feature_set, self.keep_last)
         for key, p in self._plans.items():
             self.state.configure(key, KeyConfig(
@@ -130,10 +128,7 @@ class OnlineFeatures:
 
     def _values(self, payment: Mapping[str, Any], t: int, views: Views
                 ) -> dict[str, float | None]:
-        ctx = _Ctx(payment, t, views)
-        get = payment.get
-        return {name: f(ctx) if key is None or get(key) is not None else None
-                for name, key, f in self._compiled}
+        return self._program.values(payment, t, views)
 
     def add_payment(self, payment: Mapping[str, Any]) -> dict[str, float | None]:
         """The payment's features at its time; then record it for the payments after it."""
@@ -208,203 +203,6 @@ def _reads_history(specs: list[Spec], key: str) -> bool:
         return (s.key == key and s.op in ("since_first", "since_last")) or any(
             walk(o) for o in s.operands)
     return any(walk(s) for s in specs)
-
-
-# ---------------------------------------------------------------------- computing one value
-# Each spec compiles once to a closure over a per-payment context, whose cache shares the work
-# features have in common: one binary search per (entity, window), one slice of values per
-# (entity, column, window), one label window per (entity, timeline, window).
-Compiled = Callable[["_Ctx"], float | None]
-
-
-class _Ctx:
-    __slots__ = ("cache", "row", "t", "views")
-
-    def __init__(self, row: Mapping[str, Any], t: int, views: Views) -> None:
-        self.row, self.t, self.views, self.cache = row, t, views, {}
-
-    def hi(self, key: str) -> tuple[PaymentView | None, int]:
-        """The entity's payments view and how many of its payments are strictly before t."""
-        found = self.cache.get(key)
-        if found is None:
-            view = self.views.get((key, None))
-            found = (view, bisect.bisect_left(view.times, self.t) if view is not None else 0)
-            self.cache[key] = found
-        return found  # type: ignore[return-value]
-
-    def range(self, key: str, window: int) -> tuple[PaymentView | None, int, int]:
-        """The view and the index range of payments with t - window < ts < t."""
-        found = self.cache.get((key, window))
-        if found is None:
-            view, hi = self.hi(key)
-            lo = bisect.bisect_right(view.times, self.t - window, 0, hi) if view else 0
-            found = self.cache[(key, window)] = (view, lo, hi)
-        return found  # type: ignore[return-value]
-
-    def floats(self, key: str, column: str, window: int) -> list[float]:
-        """The non-null values of ``column`` in the window (floats: the state stores numeric
-        columns as floats), the payment excluded."""
-        found = self.cache.get((key, column, window))
-        if found is None:
-            view, lo, hi = self.range(key, window)
-            found = view.values[column][lo:hi] if view is not None and hi > lo else []
-            if None in found:
-                found = [v for v in found if v is not None]
-            self.cache[(key, column, window)] = found
-        return found  # type: ignore[return-value]
-
-    def summary(self, key: str, column: str, window: int) -> tuple[int, float, float, float]:
-        """Count, exact sum, min and max of :meth:`floats` (computed once, shared)."""
-        cache_key = ("summary", key, column, window)
-        found = self.cache.get(cache_key)
-        if found is None:
-            vals = self.floats(key, column, window)
-            found = ((len(vals), math.fsum(vals), min(vals), max(vals)) if vals
-                     else (0, 0.0, math.inf, -math.inf))
-            self.cache[cache_key] = found
-        return found  # type: ignore[return-value]
-
-    def reports(self, key: str, timeline: str, window: int) -> list[int]:
-        """First label reports on ``timeline`` with t - window < reported_at < t."""
-        found = self.cache.get((key, timeline, window))
-        if found is None:
-            view = self.views.get((key, timeline))
-            if view is None:
-                found = []
-            else:
-                hi = bisect.bisect_left(view.times, self.t)
-                found = view.times[bisect.bisect_right(view.times, self.t - window, 0, hi):hi]
-            self.cache[(key, timeline, window)] = found
-        return found  # type: ignore[return-value]
-
-
-def _compile(spec: Spec, *, guard: bool = True) -> Compiled:
-    """The spec as a function of a payment's context. ``guard=False`` leaves the null-key
-    check (null key: null feature) to the caller, which does it once per key."""
-    op, key, column, window = spec.op, spec.key, spec.column, spec.window_us
-    if op == "ratio":
-        num, den = (_compile(o) for o in spec.operands)
-
-        def ratio(c: _Ctx) -> float | None:
-            n, d = num(c), den(c)
-            return None if n is None or d is None or d == 0 else n / d
-        return ratio
-    if key is None:
-        return lambda c: _row_value(spec, c.row, c.t)
-    if op in LABEL_OPS:
-        inner = _compile_label(op, key, window)  # type: ignore[arg-type]
-    elif op in ("since_first", "since_last"):
-        inner = _compile_history(op, key)
-    elif op == "count":
-        extra = 1.0 if spec.include_current else 0.0
-
-        def inner(c: _Ctx) -> float | None:
-            _, lo, hi = c.range(key, window)  # type: ignore[arg-type]
-            return hi - lo + extra
-    elif op == "count_distinct":
-        def inner(c: _Ctx) -> float | None:
-            view, lo, hi = c.range(key, window)  # type: ignore[arg-type]
-            seen = set(view.values[column][lo:hi]) if view is not None else set()  # type: ignore
-            if spec.include_current:
-                seen.add(c.row.get(column))  # type: ignore[arg-type]
-            seen.discard(None)
-            return float(len(seen))
-    else:
-        inner = _compile_values(spec)
-    if not guard:
-        return inner
-    return lambda c: None if c.row.get(key) is None else inner(c)
-
-
-def _compile_values(spec: Spec) -> Compiled:
-    """Sum, Mean, Min, Max and Relative, from the window's shared summary and the payment's
-    own value where the definition includes it. Sums add the payment to the window's
-    correctly rounded sum (within an ulp of summing all at once)."""
-    op, key, column, window = spec.op, spec.key, spec.column, spec.window_us
-    include = spec.include_current
-
-    def parts(c: _Ctx) -> tuple[int, float, float, float]:
-        n, total, low, high = c.summary(key, column, window)  # type: ignore[arg-type]
-        own = c.row.get(column) if include else None  # type: ignore[arg-type]
-        if own is None:
-            return n, total, low, high
-        own = float(own)
-        return n + 1, math.fsum((total, own)), min(low, own), max(high, own)
-
-    if op == "sum":
-        return lambda c: parts(c)[1]
-    if op == "relative":
-        def relative(c: _Ctx) -> float | None:
-            n, total, _, _ = parts(c)
-            own = c.row.get(column)  # type: ignore[arg-type]
-            if not n or own is None:
-                return None
-            mean = total / n
-            return float(own) / mean if mean else None
-        return relative
-    if op == "mean":
-        def mean(c: _Ctx) -> float | None:
-            n, total, _, _ = parts(c)
-            return total / n if n else None
-        return mean
-    pick = 2 if op == "min" else 3
-
-    def extreme(c: _Ctx) -> float | None:
-        got = parts(c)
-        return got[pick] if got[0] else None
-    return extreme
-
-
-def _compile_history(op: str, key: str) -> Compiled:
-    if op == "since_first":
-        def since_first(c: _Ctx) -> float | None:
-            view, _ = c.hi(key)
-            first = view.first if view is not None else None
-            return (c.t - first) / 1e6 if first is not None and first < c.t else None
-        return since_first
-
-    def since_last(c: _Ctx) -> float | None:
-        view, hi = c.hi(key)
-        if view is None:
-            return None
-        if hi:
-            return (c.t - view.times[hi - 1]) / 1e6
-        return (c.t - view.gone) / 1e6 if view.gone is not None and view.gone < c.t else None
-    return since_last
-
-
-def _compile_label(op: str, key: str, window: int) -> Compiled:
-    if op == "fraud_count":
-        return lambda c: float(len(c.reports(key, "fraud", window)))
-    if op == "label_count":
-        return lambda c: float(len(c.reports(key, "labelled", window)))
-    if op == "fraud_rate":
-        def rate(c: _Ctx) -> float | None:
-            labelled = len(c.reports(key, "labelled", window))
-            return len(c.reports(key, "fraud", window)) / labelled if labelled else 0.0
-        return rate
-    at = 0 if op == "since_first_fraud" else -1
-
-    def since(c: _Ctx) -> float | None:
-        frauds = c.reports(key, "fraud", window)
-        return (c.t - frauds[at]) / 1e6 if frauds else None
-    return since
-
-
-def _row_value(spec: Spec, row: Mapping[str, Any], t: int) -> float | None:
-    day, in_day = divmod(t, _DAY_US)
-    if spec.op == "value":
-        v = row.get(spec.column)  # type: ignore[arg-type]
-        return None if v is None else float(v)
-    if spec.op == "is_weekend":  # 1970-01-01 was a Thursday
-        return float((day + 3) % 7 >= 5)
-    if spec.op == "day_of_week":
-        return float((day + 3) % 7)
-    if spec.op == "hour_of_day":
-        return float(in_day // _HOUR_US)
-    if spec.op == "is_night":
-        return float(in_day // _HOUR_US <= spec.param)  # type: ignore[operator]
-    raise AssertionError(spec.op)  # pragma: no cover
 
 
 # ---------------------------------------------------------------------- replaying a history

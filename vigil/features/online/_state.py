@@ -21,7 +21,7 @@ import bisect
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 TIMELINES = ("labelled", "fraud")
 
@@ -105,9 +105,10 @@ class LabelView:
             del self.pids[:n]
 
 
-@dataclass(frozen=True)
-class Read:
-    """One view to read: an entity's payments (``timeline`` None) or one label timeline."""
+class Read(NamedTuple):
+    """One view to read: an entity's payments (``timeline`` None) or one label timeline.
+
+    A named tuple rather than a dataclass: the executor makes several per payment."""
 
     key: str
     value: Hashable
