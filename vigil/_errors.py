@@ -10,7 +10,9 @@ libraries are translated at the edge with ``raise ... from exc``.
     VigilError
     ├── DataError             input data is unusable
     │   ├── DataFileError     a file is missing, unreadable, or of an unknown format
-    │   └── SchemaError       a column is missing, mistyped, or holds a bad value
+    │   ├── SchemaError       a column is missing, mistyped, or holds a bad value
+    │   └── ImageError        an uploaded image is damaged, too large or no image at all
+    │                         (vigil.identity)
     ├── DefinitionError       a feature definition is malformed (unknown kind, bad window, ...)
     ├── ModelError            a model bundle cannot be trained, saved or loaded
     └── ConfigError           a command's options do not fit together
