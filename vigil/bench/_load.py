@@ -1,10 +1,19 @@
 """A load generator for the scoring API, run as its own process:
-``python -m vigil.bench._load URL KEY SECONDS CONCURRENCY``.
+``python -m vigil.bench._load URL KEY SECONDS CONCURRENCY [RATE]``.
 
-Keeps CONCURRENCY requests in flight for SECONDS (after a two-second warm-up) with fresh
-payments, over keep-alive HTTP/1.1 connections written directly on asyncio streams (a full
-HTTP client library would spend more CPU than the server on these 2 cores), and prints one
-JSON line: requests, errors, seconds, and every latency in ms.
+Two ways to load the service, each for SECONDS after a two-second warm-up, with fresh
+payments over keep-alive HTTP/1.1 connections written directly on asyncio streams (a full
+HTTP client library would spend more CPU than the server on these 2 cores):
+
+- **closed loop** (no RATE): keeps CONCURRENCY requests in flight, each sent when the one
+  before it on its connection is answered: the most the service can take;
+- **open loop** (RATE payments per second): sends request *i* at ``start + i / RATE`` on one
+  of CONCURRENCY connections, whatever the service's answers, and measures each latency from
+  the moment the request was *due*, so a service (or a generator) that falls behind is
+  charged for the whole wait (no coordinated omission). This is what a payment flow at a
+  steady rate sees.
+
+Prints one JSON line: requests, errors, seconds, and every latency in ms.
 """
 
 from __future__ import annotations
@@ -76,9 +85,56 @@ async def _run(url: str, key: str, seconds: float, concurrency: int) -> dict:
             "latencies_ms": latencies}
 
 
+async def _run_at_rate(url: str, key: str, seconds: float, connections: int,
+                      rate: float) -> dict:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    run = uuid.uuid4().hex[:8]
+    idle: asyncio.Queue = asyncio.Queue()
+    opened = [await asyncio.open_connection(host, port) for _ in range(connections)]
+    for conn in opened:
+        idle.put_nowait(conn)
+    latencies: list[float] = []
+    errors = 0
+    start = time.perf_counter() + 0.05
+    warmup_end = start + 2.0
+    total = int((seconds + 2.0) * rate)
+
+    async def send(i: int, due: float) -> None:
+        nonlocal errors
+        reader, writer = conn = await idle.get()
+        try:
+            status = await _post(reader, writer, host, key, _payment(i, run))
+        finally:
+            idle.put_nowait(conn)
+        done = time.perf_counter()
+        if due >= warmup_end:
+            if status == 200:
+                latencies.append((done - due) * 1000)
+            else:
+                errors += 1
+
+    tasks = []
+    for i in range(total):
+        due = start + i / rate
+        wait = due - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        tasks.append(asyncio.create_task(send(i, due)))
+    await asyncio.gather(*tasks)
+    for _, writer in opened:
+        writer.close()
+    return {"requests": len(latencies), "errors": errors, "seconds": seconds,
+            "rate": rate, "latencies_ms": latencies}
+
+
 def main(argv: list[str]) -> None:
     url, key, seconds, concurrency = argv[0], argv[1], float(argv[2]), int(argv[3])
-    print(json.dumps(asyncio.run(_run(url, key, seconds, concurrency))))
+    if len(argv) > 4:
+        result = asyncio.run(_run_at_rate(url, key, seconds, concurrency, float(argv[4])))
+    else:
+        result = asyncio.run(_run(url, key, seconds, concurrency))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
