@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 
 import pytest
 from click.testing import CliRunner
@@ -113,3 +114,26 @@ def test_the_benchmark_needs_ground_truth(tmp_path):
                                        "--out-dir", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert "needs ground truth" in result.stderr
+
+
+def test_the_benchmark_measures_the_sequence_encoder(world_data, tmp_path):
+    """With an encoder folder, the last feature set is also trained with the encoder's
+    principal components; the encoder is pre-trained there first on the payments before the
+    labels' cutoff only (the test month never reaches it)."""
+    pytest.importorskip("torch", reason="the sequence model needs pip install 'vigil[deep]'")
+    from vigil.features import payments_default
+    from vigil.models.sequence import read_doc
+
+    write_dataset(world_data, tmp_path / "world")
+    result = run_scenarios_benchmark(
+        data=tmp_path / "world", out_dir=tmp_path / "results",
+        feature_sets=[payments_default()], diagnostics=False,
+        params={"n_estimators": 30, "max_bin": 256}, sequence=tmp_path / "encoder",
+        pretrain_minutes=0.1)
+    with_encoder = result["models"]["payments_default + sequence"]
+    assert with_encoder["features"] == len(payments_default().names) + 4
+    assert with_encoder["periods"]["month"]["payments"] == (
+        result["models"]["payments_default"]["periods"]["month"]["payments"])
+    cutoff = datetime.fromisoformat(result["protocol"]["train"]["label_cutoff"])
+    seen = read_doc(tmp_path / "encoder")["training"]["data"]
+    assert datetime.fromisoformat(seen["last_ts"]) < cutoff

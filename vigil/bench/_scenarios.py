@@ -50,7 +50,7 @@ from vigil.bench._machine import machine_info, machine_line
 from vigil.evaluation import average_precision, in_window, labels_known_at, roc_auc
 from vigil.features import FeatureSet, handbook_baseline, payments_default, payments_realistic
 from vigil.models import risk_score
-from vigil.pipeline import Prepared, TrainWindow, prepare, test_rows, train_bundle
+from vigil.pipeline import Prepared, TrainWindow, model_inputs, prepare, test_rows, train_bundle
 
 SCENARIOS = ("stolen_card_cnp", "card_testing", "account_takeover", "synthetic_identity_ring",
              "compromised_terminal", "adaptive_fraud", "friendly_fraud")
@@ -134,7 +134,7 @@ def _block_threshold(bundle: Any, prepared: Prepared, window: TrainWindow) -> di
 
     valid = in_window(prepared.ts, window.fit_end, window.end)
     idx = pa.array(np.flatnonzero(valid))
-    risk = risk_score(bundle.predict_proba(prepared.features.take(idx)))
+    risk = risk_score(bundle.predict_proba(model_inputs(bundle, prepared).take(idx)))
     y = labels_known_at(prepared.payments.column("payment_id"), prepared.labels,
                         window.label_cutoff)[valid]
     amounts = prepared.column("amount")[valid]
@@ -143,6 +143,28 @@ def _block_threshold(bundle: Any, prepared: Prepared, window: TrainWindow) -> di
     return {"threshold": policy.best_block_only,
             "validation_net_benefit": policy.best_block_only_net_benefit,
             "validation_frauds_known": int(y.sum()), "validation_payments": int(valid.sum())}
+
+
+def _encoder(folder: Path, payments: pa.Table, until: datetime, minutes: float,
+             say: Callable[[str], None]) -> Any:
+    """The sequence encoder of ``folder``, pre-trained there first (on the payments before
+    ``until``, at most ``minutes``) when it holds none; exported to ONNX with 4 principal
+    components."""
+    from vigil.models.sequence import SequenceRuntime
+
+    if not (folder / "sequence.json").exists():
+        from vigil.models.sequence import export_checkpoint_onnx, fit_checkpoint_pca, pretrain
+
+        before = payments.filter(pc.less(payments.column("ts"), pa.scalar(until)))
+        say(f"pre-training a sequence encoder on the {before.num_rows:,} payments before "
+            f"{until:%Y-%m-%d} (at most {minutes:g} min) in {folder}")
+        last = pc.max(before.column("ts")).as_py()
+        pretrain(before, folder, epochs=3, max_minutes=minutes,
+                 data_info={"until": until.isoformat(),
+                            "last_ts": last.isoformat() if last is not None else None})
+        export_checkpoint_onnx(folder)
+        fit_checkpoint_pca(folder, before, n_components=4)
+    return SequenceRuntime(folder)
 
 
 def _windows(first: datetime, last: datetime) -> dict[str, Any]:
@@ -177,7 +199,7 @@ def _evaluate(bundle: Any, prepared: Prepared, periods: dict[str, Any],
               test_mask: np.ndarray, block: int) -> dict[str, Any]:
     idx = np.flatnonzero(test_mask)
     scores = np.full(prepared.payments.num_rows, np.nan)
-    scores[idx] = bundle.predict_proba(prepared.features.take(pa.array(idx)))
+    scores[idx] = bundle.predict_proba(model_inputs(bundle, prepared).take(pa.array(idx)))
     risk = np.zeros(prepared.payments.num_rows, dtype=np.int64)
     risk[idx] = risk_score(scores[idx])
     out: dict[str, Any] = {}
@@ -193,6 +215,8 @@ def run_scenarios_benchmark(*, preset: str = "medium", data: str | Path | None =
                             seed: int = 7, out_dir: str | Path = "bench/results",
                             feature_sets: list[FeatureSet] | None = None,
                             diagnostics: bool = True, params: dict[str, Any] | None = None,
+                            sequence: str | Path | None = None,
+                            pretrain_minutes: float = 10.0,
                             progress: Progress | None = None) -> dict[str, Any]:
     """Run the benchmark; write ``scenarios_NAME.json`` and ``.md`` in ``out_dir`` (NAME is
     the preset, or ``data`` for a dataset folder).
@@ -200,6 +224,11 @@ def run_scenarios_benchmark(*, preset: str = "medium", data: str | Path | None =
     ``feature_sets`` replace the three built-in ones; ``diagnostics=False`` leaves out the
     ``all labels`` variants; ``params`` are :class:`~vigil.models.RiskModel` parameters for
     every model (its defaults otherwise, early stopping on the validation days included).
+
+    ``sequence``: a sequence encoder checkpoint folder; the last feature set is also trained
+    with the encoder's principal components as inputs (``NAME + sequence``). Where the folder
+    holds no checkpoint, one is pre-trained there first on the payments before the training
+    labels' cutoff (never the test month), for at most ``pretrain_minutes`` (needs PyTorch).
     """
     say = progress or (lambda _m: None)
     t0 = time.perf_counter()
@@ -231,6 +260,11 @@ def run_scenarios_benchmark(*, preset: str = "medium", data: str | Path | None =
     drift_periods = {f"week {i + 1}": span
                      for i, span in enumerate(_weeks(drift.label_cutoff, w["end"]))}
 
+    runtime = None
+    if sequence is not None:
+        runtime = _encoder(Path(sequence), events.payments, main.label_cutoff,
+                           pretrain_minutes, say)
+
     models: dict[str, Any] = {}
     drifted: dict[str, Any] = {}
     test_mask = drift_mask = None
@@ -253,22 +287,25 @@ def run_scenarios_benchmark(*, preset: str = "medium", data: str | Path | None =
                 known = labels_known_at(prepared.payments.column("payment_id"),
                                         prepared.labels, win.label_cutoff)
                 coverage[label] = float(known[fit].mean()) if fit.any() else float("nan")
-        variants = [(fs.name, prepared, "as reported")]
+        variants = [(fs.name, prepared, "as reported", None)]
+        if runtime is not None and fs is sets[-1]:
+            variants.append((f"{fs.name} + sequence", prepared, "as reported", runtime))
         if diagnostics and fs.name != handbook_baseline().name:
             variants.append((f"{fs.name} (all labels)",
                              replace(prepared, labels=_truth_labels(prepared)),
-                             "every true fraud (diagnostic)"))
-        for label, train_on, labels_used in variants:
+                             "every true fraud (diagnostic)", None))
+        for label, train_on, labels_used, encoder in variants:
             say(f"training '{label}' on {main.start:%Y-%m-%d}..{main.end:%Y-%m-%d}, labels "
                 f"{labels_used} by {main.label_cutoff:%Y-%m-%d}")
             t = time.perf_counter()
-            bundle = train_bundle(train_on, main, params=params)
+            bundle = train_bundle(train_on, main, params=params, sequence=encoder)
             train_s = time.perf_counter() - t
             if test_mask is None:  # the same rows for every model
                 test_mask, dropped = test_rows(bundle, prepared, main.label_cutoff, w["end"])
             block = _block_threshold(bundle, train_on, main)
             models[label] = {
-                "feature_set": fs.name, "features": len(fs.names), "labels": labels_used,
+                "feature_set": fs.name, "labels": labels_used,
+                "features": len(fs.names) + len(bundle.sequence_names or ()),
                 "validation": bundle.metrics.get("validation", {}),
                 "trees": bundle.model.best_iteration_ + 1, "block": block,
                 "feature_seconds": feature_s, "train_seconds": train_s,
