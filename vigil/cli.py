@@ -1001,7 +1001,10 @@ def bench_speed(data: Path, out_dir: Path, repeat: int) -> None:
 @click.option("--seconds", type=click.FloatRange(min=1), default=20.0, show_default=True,
               help="How long the HTTP load runs.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Requests in flight during the HTTP load.")
+              help="Requests in flight during the closed-loop HTTP load (the most it takes).")
+@click.option("--rate", type=click.FloatRange(min=1), default=1000.0, show_default=True,
+              help="Payments per second of the open-loop HTTP load (latency from when each "
+                   "payment was due).")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("bench/results"), show_default=True)
 @click.option("--sequence", "encoder_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -1010,19 +1013,19 @@ def bench_speed(data: Path, out_dir: Path, repeat: int) -> None:
               "holds none; needs PyTorch).")
 @click.option("--pretrain-minutes", type=click.FloatRange(min=0, min_open=True), default=1.0,
               show_default=True, help="With --sequence: pre-training budget.")
-def bench_serving(days: int, cards: int, seconds: float, concurrency: int,
+def bench_serving(days: int, cards: int, seconds: float, concurrency: int, rate: float,
                   out_dir: Path, encoder_dir: Path | None, pretrain_minutes: float) -> None:
     """Real-time speed: in-process scoring, online features, replay, HTTP under load.
 
     \b
     Example:
-      vigil bench serving --seconds 20 --concurrency 16
+      vigil bench serving --seconds 20 --concurrency 16 --rate 1000
       vigil bench serving --sequence runs/bench-encoder --pretrain-minutes 1
     """
     from vigil.bench._serving import run_serving_benchmark, serving_markdown
 
     result = run_serving_benchmark(days=days, cards=cards, http_seconds=seconds,
-                                   concurrency=concurrency, out_dir=out_dir,
+                                   concurrency=concurrency, http_rate=rate, out_dir=out_dir,
                                    encoder_dir=encoder_dir,
                                    pretrain_minutes=pretrain_minutes, progress=_Step())
     click.echo(serving_markdown(result))
@@ -1065,7 +1068,14 @@ def bench_spark(preset: str, data: Path | None, memory: str, timeout: float | No
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed of the simulation.")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("bench/results"), show_default=True)
-def bench_scenarios(preset: str, data: Path | None, seed: int, out_dir: Path) -> None:
+@click.option("--sequence", "encoder_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Also train the realistic set with this sequence encoder's "
+              "principal components (pre-trained there first, on the payments before the "
+              "labels' cutoff, when the folder holds none; needs PyTorch).")
+@click.option("--pretrain-minutes", type=click.FloatRange(min=0, min_open=True), default=10.0,
+              show_default=True, help="With --sequence: pre-training budget.")
+def bench_scenarios(preset: str, data: Path | None, seed: int, out_dir: Path,
+                    encoder_dir: Path | None, pretrain_minutes: float) -> None:
     """What our models miss: recall per fraud scenario on the realistic world.
 
     Trains the Handbook's inputs, the default set and the realistic set on the first two
@@ -1077,12 +1087,57 @@ def bench_scenarios(preset: str, data: Path | None, seed: int, out_dir: Path) ->
     \b
     Example:
       vigil bench scenarios --preset medium
+      vigil bench scenarios --preset medium --sequence runs/encoder-medium
     """
     from vigil.bench._scenarios import run_scenarios_benchmark, scenarios_markdown
 
     result = run_scenarios_benchmark(preset=preset, data=data, seed=seed, out_dir=out_dir,
+                                     sequence=encoder_dir, pretrain_minutes=pretrain_minutes,
                                      progress=_Step())
     click.echo(scenarios_markdown(result))
+
+
+@bench.command("identity")
+@click.option("--only", "parts", multiple=True,
+              type=click.Choice(["documents", "faces", "sessions", "graph"]),
+              help="Run only these parts (repeatable); the others keep their last figures.")
+@click.option("--documents", "documents_per_level", type=click.IntRange(min=1), default=500,
+              show_default=True, help="Generated documents per degradation level.")
+@click.option("--faces", "faces_dir", type=click.Path(exists=True, file_okay=False,
+              path_type=Path), default=None,
+              help="Face photographs, one folder per person [default: ../shared/data/faces].")
+@click.option("--sessions", type=click.IntRange(min=2), default=40, show_default=True,
+              help="Whole sessions to time.")
+@click.option("--graph-preset", type=click.Choice(["small", "medium", "large"]),
+              default="small", show_default=True,
+              help="Realistic-world preset for the identity graph's lift.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("bench/results"), show_default=True)
+def bench_identity(parts: tuple[str, ...], documents_per_level: int, faces_dir: Path | None,
+                   sessions: int, graph_preset: str, seed: int, out_dir: Path) -> None:
+    """Identity verification: MRZ reads, face matching, whole sessions, the identity graph.
+
+    Reads the MRZ of generated passports and ID cards at four degradation levels (before and
+    after repair; wrong identities accepted), matches faces on every pair of the photographs
+    and degraded copies at the chosen threshold, times whole sessions through the real checks,
+    and measures the identity graph's lift on rings and synthetic identities. Writes
+    OUT_DIR/identity.json and .md. Needs pip install 'vigil[identity]'.
+
+    \b
+    Example:
+      vigil bench identity
+      vigil bench identity --only documents --documents 100
+      vigil bench identity --only faces --faces ../shared/data/faces
+    """
+    from vigil.bench._identity import PARTS, identity_markdown, run_identity_benchmark
+
+    result = run_identity_benchmark(parts=parts or PARTS,
+                                    documents_per_level=documents_per_level,
+                                    faces_dir=faces_dir, sessions=sessions,
+                                    graph_preset=graph_preset, seed=seed, out_dir=out_dir,
+                                    progress=_Step())
+    click.echo(identity_markdown(result))
 
 
 @main.command()
@@ -1201,7 +1256,8 @@ def serve(bundle: Path, store_url: str, redis_url: str | None, host: str, port: 
     """Run the scoring API (OpenAPI docs at /docs).
 
     On start the store is migrated and, with the in-process state, the online features are
-    rebuilt from it. Create an API key first with `vigil keys create`.
+    rebuilt from it. Create an API key first with `vigil keys create`. Identity verification
+    (docs/identity.md) is on when VIGIL_IDENTITY_KEY holds a key from `vigil identity key`.
 
     \b
     Example:
@@ -1218,6 +1274,8 @@ def serve(bundle: Path, store_url: str, redis_url: str | None, host: str, port: 
 
     check_workers(workers, redis_url)
     ModelBundle.load(bundle)  # fail here, in one line, rather than in every worker
+    if os.environ.get("VIGIL_IDENTITY_KEY"):
+        _key_ring(os.environ["VIGIL_IDENTITY_KEY"])  # the same for a malformed identity key
     Store.open(store_url, migrate=True).close()
     settings = Settings(bundle, store_url, redis_url, snapshot_every)
     os.environ.update(settings.to_env())
@@ -1237,22 +1295,26 @@ def keys() -> None:
 @click.option("--scope", type=click.Choice(["score", "admin"]), required=True,
               help="score: score payments and send labels; admin: also reviews, lists, rules.")
 @click.option("--name", required=True, help="Who or what uses the key.")
+@click.option("--tenant", default="default", show_default=True,
+              help="Whose identity verification sessions the key sees (e.g. acme).")
 @_STORE_OPTION
-def keys_create(scope: str, name: str, store_url: str) -> None:
+def keys_create(scope: str, name: str, tenant: str, store_url: str) -> None:
     """Create an API key and print its secret, which is stored only as a hash.
 
     \b
-    Example:
+    Examples:
       vigil keys create --scope score --name checkout --store vigil.db
+      vigil keys create --scope score --name acme-app --tenant acme --store vigil.db
     """
     from vigil.store import Store
 
     store = Store.open(store_url, migrate=True)
     try:
-        key_id, secret = store.create_api_key(scope, name)
+        key_id, secret = store.create_api_key(scope, name, tenant=tenant)
     finally:
         store.close()
-    err.print(f"key {key_id} ({scope}, {name}); the secret is shown once, keep it now:")
+    err.print(f"key {key_id} ({scope}, {name}, tenant {tenant}); the secret is shown once, "
+              "keep it now:", soft_wrap=True)
     click.echo(secret)
 
 
@@ -1270,10 +1332,11 @@ def keys_list(store_url: str) -> None:
     store = Store.open(store_url, migrate=True)
     try:
         table = Table(title="API keys")
-        for col in ("id", "prefix", "scope", "name", "created", "revoked"):
+        for col in ("id", "prefix", "scope", "tenant", "name", "created", "revoked"):
             table.add_column(col)
         for k in store.list_api_keys():
-            table.add_row(str(k.id), k.prefix, k.scope, k.name, f"{k.created_at:%Y-%m-%d %H:%M}",
+            table.add_row(str(k.id), k.prefix, k.scope, k.tenant, k.name,
+                          f"{k.created_at:%Y-%m-%d %H:%M}",
                           f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "")
     finally:
         store.close()
@@ -1458,3 +1521,419 @@ def rules_backtest(rules_file: Path, history: Path, labels: Path, baseline: Path
     if json_path:
         _write_json(json_path, report)
         click.echo(f"wrote {json_path}")
+
+
+# --------------------------------------------------------------------------- identity
+
+_IDENTITY_KEY_OPTION = click.option(
+    "--key", "identity_key", envvar="VIGIL_IDENTITY_KEY", show_envvar=True, default=None,
+    help="The identity key ring (from `vigil identity key`; `new,old` while rotating).")
+
+
+def _key_ring(text: str | None) -> Any:
+    from vigil.identity import KeyRing
+
+    if not text:
+        raise ConfigError("no identity key: set VIGIL_IDENTITY_KEY (or pass --key) to the "
+                          "output of `vigil identity key`")
+    return KeyRing.from_text(text)
+
+
+def _identity_sessions(store_url: str, identity_key: str | None) -> Any:
+    from vigil.identity import VerificationSessions
+    from vigil.store import Store
+
+    keys = _key_ring(identity_key)
+    return VerificationSessions(Store.open(store_url, migrate=True), keys)
+
+
+def _read_image(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: {exc.strerror or exc}") from exc
+
+
+def _parse_dob(value: str | None) -> Any:
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"--dob {value!r}: write YYYY-MM-DD, e.g. 1990-01-31") from None
+
+
+def _print_session(view: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(view, indent=2, default=str))
+        return
+    line = f"{view.get('id', 'session')}: {view['status']}"
+    error = view.get("last_error")
+    if error:
+        line += f" ({error['code']}: {error['reason']})"
+    out = view.get("verified_outputs")
+    if out:
+        parts = [out.get("name"), out.get("document_type"), out.get("issuing_country"),
+                 out.get("document_number"), out.get("dob") and f"born {out['dob']}",
+                 out.get("expiration_date") and f"expires {out['expiration_date']}",
+                 out.get("id_number") and f"ID number {out['id_number']} verified"]
+        line += ": " + ", ".join(str(p) for p in parts if p)
+    if view.get("redaction"):
+        line += " [redacted]"
+    click.echo(line)
+    for insight in view.get("insights") or []:
+        click.echo(f"  insight ({insight['level']}): {insight['detail']}")
+
+
+@main.group()
+def identity() -> None:
+    """Identity verification: sessions, the worker, the key, the ID-number reference.
+
+    \b
+    Examples:
+      export VIGIL_IDENTITY_KEY=$(vigil identity key)
+      vigil identity verify --document-front passport.png --selfie me.jpg --min-age 18
+      vigil identity worker --store vigil.db
+    """
+
+
+@identity.command("key")
+def identity_key_cmd() -> None:
+    """Print a new identity key (32 random bytes, base64) for VIGIL_IDENTITY_KEY.
+
+    To rotate, put the new key first and keep the old one after it, comma-separated:
+    new blobs use the new key, old ones still open.
+
+    \b
+    Example:
+      export VIGIL_IDENTITY_KEY=$(vigil identity key)
+    """
+    from vigil.identity import new_key
+
+    click.echo(new_key())
+
+
+@identity.command("verify")
+@click.option("--document-front", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="The document's front (or a passport's photo page).")
+@click.option("--document-back", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="The document's back (ID cards, driving licences).")
+@click.option("--selfie", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A selfie to match against the document's portrait.")
+@click.option("--allowed-types", default="passport,id_card,driving_license",
+              show_default=True, help="Comma-separated document types accepted.")
+@click.option("--min-age", type=click.IntRange(1, 150), default=None,
+              help="The holder's minimum age in years.")
+@click.option("--name", default=None, help="The claimed name (given names, surname).")
+@click.option("--dob", default=None, help="The claimed date of birth, YYYY-MM-DD.")
+@click.option("--id-number", default=None, help="An ID number to check (with its country).")
+@click.option("--id-number-country", default=None, help="The ID number's country, e.g. US.")
+@click.option("--reference", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="CSV of country,id_number,name,birth_date to check ID numbers against "
+                   "(else the store's reference, with --store and the key).")
+@click.option("--store", "store_url", default=None,
+              help="A store whose ID-number reference to use (needs VIGIL_IDENTITY_KEY).")
+@_IDENTITY_KEY_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def identity_verify(document_front: Path | None, document_back: Path | None,
+                    selfie: Path | None, allowed_types: str, min_age: int | None,
+                    name: str | None, dob: str | None, id_number: str | None,
+                    id_number_country: str | None, reference: Path | None,
+                    store_url: str | None, identity_key: str | None, as_json: bool) -> None:
+    """Run the checks on local files, in this process, and print the outcome.
+
+    Exit status: 0 verified, 2 requires input (a check said no: the error code says why),
+    1 an error (a missing file, a bad option).
+
+    \b
+    Examples:
+      vigil identity verify --document-front passport.png --min-age 18
+      vigil identity verify --document-front id.jpg --document-back id-back.jpg \\
+          --selfie me.jpg --json
+      vigil identity verify --id-number 123-45-6789 --id-number-country US \\
+          --name "Jane Q Public" --dob 1990-05-17 --reference people.csv
+    """
+    from datetime import UTC
+
+    from vigil.identity import Claimed, DefaultChecks, SessionRequest, run_checks
+    from vigil.identity._sessions import sniff_image
+
+    if document_front is None and (document_back or selfie):
+        raise ConfigError("--document-back and --selfie need --document-front")
+    if document_front is None and id_number is None:
+        raise ConfigError("give --document-front (a document check) or --id-number (an ID "
+                          "number check), or both")
+    if id_number is not None and not id_number_country:
+        raise ConfigError("--id-number needs --id-number-country, e.g. US")
+    request = SessionRequest(
+        "document" if document_front else "id_number",
+        allowed_types=tuple(t.strip() for t in allowed_types.split(",") if t.strip()),
+        require_matching_selfie=selfie is not None,
+        require_id_number=document_front is not None and id_number is not None,
+        min_age=min_age)
+    files = {}
+    for purpose, path in (("document_front", document_front),
+                          ("document_back", document_back), ("selfie", selfie)):
+        if path is not None:
+            files[purpose] = _read_image(path, f"--{purpose.replace('_', '-')}")
+            sniff_image(files[purpose], f"--{purpose.replace('_', '-')}")
+    claimed = Claimed(name=name, birth_date=_parse_dob(dob), id_number=id_number,
+                      id_number_country=id_number_country.upper() if id_number_country
+                      else None)
+    source = None
+    if id_number is not None:
+        source = _reference_source(reference, store_url, identity_key)
+    outcome = run_checks(request, files, claimed, DefaultChecks(source),
+                         today=datetime.now(UTC).date())
+    error = outcome.error
+    _print_session({"status": outcome.status, "checks": list(request.checks),
+                    "last_error": error and {"code": error.code, "reason": error.reason},
+                    "verified_outputs": outcome.verified_outputs(claimed)}, as_json)
+    sys.exit(0 if outcome.status == "verified" else 2)
+
+
+def _reference_source(reference: Path | None, store_url: str | None,
+                      identity_key: str | None) -> Any:
+    if reference is not None:
+        from vigil.identity._id_numbers import MemoryReferenceSource
+
+        source = MemoryReferenceSource()
+        for country, number, name, born in _reference_rows(reference):
+            source.add(country, number, name, born)
+        return source
+    if store_url is None:
+        raise ConfigError("an ID number is checked against a reference: pass --reference "
+                          "FILE.csv, or --store with VIGIL_IDENTITY_KEY set")
+    from vigil.identity import StoreReferenceSource
+    from vigil.store import Store
+
+    return StoreReferenceSource(Store.open(store_url, migrate=True), _key_ring(identity_key))
+
+
+def _reference_rows(path: Path) -> Iterator[tuple[str, str, str, Any]]:
+    """Rows of a reference CSV (header: country,id_number,name,birth_date)."""
+    import csv
+
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            need = {"country", "id_number", "name", "birth_date"}
+            if reader.fieldnames is None or not need <= set(reader.fieldnames):
+                raise ConfigError(f"{path}: the header must name country, id_number, name "
+                                  f"and birth_date; found {', '.join(reader.fieldnames or [])}")
+            for i, row in enumerate(reader, start=2):
+                try:
+                    born = _parse_dob(row["birth_date"])
+                except ConfigError:
+                    raise ConfigError(f"{path}, line {i}: birth_date {row['birth_date']!r} is "
+                                      "not YYYY-MM-DD") from None
+                yield row["country"], row["id_number"], row["name"], born
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror or exc}") from exc
+
+
+@identity.command("worker")
+@_STORE_OPTION
+@_IDENTITY_KEY_OPTION
+@click.option("--poll", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+              help="Seconds to wait when no session is waiting.")
+@click.option("--once", is_flag=True, help="Process what is waiting, then exit.")
+def identity_worker(store_url: str, identity_key: str | None, poll: float,
+                    once: bool) -> None:
+    """Process submitted verification sessions (alongside or instead of the service's
+    own worker threads; any number may share a store).
+
+    \b
+    Examples:
+      vigil identity worker --store postgresql://vigil@db/vigil
+      vigil identity worker --store vigil.db --once
+    """
+    import logging
+
+    from vigil.identity import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    sessions = _identity_sessions(store_url, identity_key)
+    try:
+        from vigil.identity._signals import IdentitySignals
+    except ImportError:  # pragma: no cover - the signals are a separate module
+        pass
+    else:
+        sessions.signals = IdentitySignals()
+    worker = Worker(sessions, poll=poll)
+    try:
+        if once:
+            done = worker.run_until_idle()
+            err.print(f"processed {done} session{'s' if done != 1 else ''}")
+            return
+        err.print(f"identity worker on {sessions.store.url}; Ctrl-C stops it")
+        worker.run_forever()
+    finally:
+        sessions.store.close()
+
+
+@identity.command("create")
+@_STORE_OPTION
+@_IDENTITY_KEY_OPTION
+@click.option("--tenant", default="default", show_default=True)
+@click.option("--type", "session_type", type=click.Choice(["document", "id_number"]),
+              default="document", show_default=True)
+@click.option("--selfie", is_flag=True, help="Require a selfie matching the document.")
+@click.option("--id-number", "require_id_number", is_flag=True,
+              help="Also check the claimed ID number.")
+@click.option("--min-age", type=click.IntRange(1, 150), default=None)
+@click.option("--name", default=None, help="The claimed name.")
+@click.option("--dob", default=None, help="The claimed date of birth, YYYY-MM-DD.")
+@click.option("--claimed-id-number", default=None)
+@click.option("--id-number-country", default=None)
+def identity_create(store_url: str, identity_key: str | None, tenant: str, session_type: str,
+                    selfie: bool, require_id_number: bool, min_age: int | None,
+                    name: str | None, dob: str | None, claimed_id_number: str | None,
+                    id_number_country: str | None) -> None:
+    """Create a verification session in the store and print its id.
+
+    \b
+    Example:
+      vigil identity create --store vigil.db --selfie --min-age 18
+    """
+    from vigil.identity import Claimed, SessionRequest
+
+    sessions = _identity_sessions(store_url, identity_key)
+    try:
+        request = SessionRequest(session_type, require_matching_selfie=selfie,
+                                 require_id_number=require_id_number, min_age=min_age)
+        claimed = Claimed(name=name, birth_date=_parse_dob(dob), id_number=claimed_id_number,
+                          id_number_country=id_number_country.upper() if id_number_country
+                          else None)
+        view = sessions.create(tenant, request, claimed=claimed)
+    finally:
+        sessions.store.close()
+    click.echo(view["id"])
+
+
+@identity.command("upload")
+@click.argument("session_id")
+@click.argument("purpose", type=click.Choice(["document_front", "document_back", "selfie"]))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@_STORE_OPTION
+@_IDENTITY_KEY_OPTION
+@click.option("--tenant", default="default", show_default=True)
+def identity_upload(session_id: str, purpose: str, file: Path, store_url: str,
+                    identity_key: str | None, tenant: str) -> None:
+    """Upload an image (PNG or JPEG, up to 10 MB) to a session.
+
+    \b
+    Example:
+      vigil identity upload vs_0123abcd document_front passport.png --store vigil.db
+    """
+    sessions = _identity_sessions(store_url, identity_key)
+    try:
+        info = sessions.upload(tenant, session_id, purpose, _read_image(file, purpose))
+    finally:
+        sessions.store.close()
+    err.print(f"{session_id}: {purpose} uploaded ({info['content_type']}, "
+              f"{info['size']:,} bytes)")
+
+
+def _session_command(action: str, doc: str) -> Callable[..., None]:
+    @click.argument("session_id")
+    @_STORE_OPTION
+    @_IDENTITY_KEY_OPTION
+    @click.option("--tenant", default="default", show_default=True)
+    @click.option("--json", "as_json", is_flag=True, help="Print the session as JSON.")
+    def command(session_id: str, store_url: str, identity_key: str | None, tenant: str,
+                as_json: bool) -> None:
+        sessions = _identity_sessions(store_url, identity_key)
+        try:
+            view = getattr(sessions, action)(tenant, session_id)
+        finally:
+            sessions.store.close()
+        _print_session(view, as_json)
+
+    command.__doc__ = doc
+    return command
+
+
+identity.command("submit")(_session_command("submit", """Submit a session for processing.
+
+    \b
+    Example:
+      vigil identity submit vs_0123abcd --store vigil.db
+    """))
+identity.command("status")(_session_command("get", """Show a session: status, error, outputs.
+
+    \b
+    Example:
+      vigil identity status vs_0123abcd --store vigil.db --json
+    """))
+identity.command("cancel")(_session_command("cancel", """Cancel a session.
+
+    \b
+    Example:
+      vigil identity cancel vs_0123abcd --store vigil.db
+    """))
+identity.command("redact")(_session_command("redact", """Delete a session's personal data
+    for good (images, extracted and claimed data, face embedding).
+
+    \b
+    Example:
+      vigil identity redact vs_0123abcd --store vigil.db
+    """))
+
+
+@identity.group("reference")
+def identity_reference() -> None:
+    """The ID-number reference (it stands in for a data provider); stored encrypted."""
+
+
+@identity_reference.command("add")
+@click.option("--country", required=True, help="ISO 3166-1 alpha-2, e.g. US.")
+@click.option("--id-number", required=True)
+@click.option("--name", required=True, help="Given names and surname.")
+@click.option("--dob", required=True, help="Date of birth, YYYY-MM-DD.")
+@_STORE_OPTION
+@_IDENTITY_KEY_OPTION
+def identity_reference_add(country: str, id_number: str, name: str, dob: str,
+                           store_url: str, identity_key: str | None) -> None:
+    """Add (or replace) one person's ID number in the store's reference.
+
+    \b
+    Example:
+      vigil identity reference add --country US --id-number 123-45-6789 \\
+          --name "Jane Q Public" --dob 1990-05-17 --store vigil.db
+    """
+    sessions = _identity_sessions(store_url, identity_key)
+    try:
+        sessions.reference.add(country, id_number, name, _parse_dob(dob))
+    finally:
+        sessions.store.close()
+    err.print(f"added {country.upper()} ID number to the reference")
+
+
+@identity_reference.command("import")
+@click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
+@_STORE_OPTION
+@_IDENTITY_KEY_OPTION
+def identity_reference_import(csv_file: Path, store_url: str,
+                              identity_key: str | None) -> None:
+    """Add the rows of a CSV (header: country,id_number,name,birth_date) to the reference.
+
+    \b
+    Example:
+      vigil identity reference import people.csv --store vigil.db
+    """
+    from vigil.identity import SessionInputError
+
+    sessions = _identity_sessions(store_url, identity_key)
+    n = 0
+    try:
+        for n, (country, number, name, born) in enumerate(_reference_rows(csv_file), start=1):
+            try:
+                sessions.reference.add(country, number, name, born)
+            except SessionInputError as exc:
+                raise ConfigError(f"{csv_file}, line {n + 1}: {exc}") from None
+    finally:
+        sessions.store.close()
+    err.print(f"added {n:,} ID number{'s' if n != 1 else ''} to the reference")

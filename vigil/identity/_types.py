@@ -26,6 +26,7 @@ ERROR_CODES: dict[str, str] = {
     "selfie_unverified_other": "The selfie could not be verified (for example, too small a face).",
     "id_number_mismatch": "The ID number does not match the name and date of birth.",
     "id_number_invalid": "The ID number is not a valid number for its country.",
+    "id_number_unverified_other": "The ID number could not be verified.",
 }
 
 # the kinds of document a session can allow (Stripe's names)

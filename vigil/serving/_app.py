@@ -2,7 +2,8 @@
 
 Routes under ``/v1`` need an API key (``Authorization: Bearer vk_...``): a ``score`` key may
 score payments, send labels and read payments; an ``admin`` key may also work the review
-queue, lists and rules. ``/healthz``, ``/metrics`` and ``/docs`` are open.
+queue, lists and rules. Either may run identity verification sessions, of its own tenant
+only (``_identity_api.py``). ``/healthz``, ``/metrics`` and ``/docs`` are open.
 
 Every error is JSON, ``{"error": {"type", "message", "errors": [{"field", "reason"}]}}``:
 4xx for what the caller can fix, never a 500 for a user mistake.
@@ -13,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi import Path as FastApiPath
@@ -31,6 +33,7 @@ from starlette.responses import Response
 
 from vigil import __version__
 from vigil._errors import VigilError
+from vigil.identity import SealError, Worker
 from vigil.rules import RuleError
 from vigil.serving._schemas import (
     ApiError,
@@ -47,7 +50,12 @@ from vigil.serving._schemas import (
 from vigil.serving._service import ScoringService
 from vigil.store import ApiKey, Conflict, NotFound, StoreUnavailable
 
+if TYPE_CHECKING:
+    from vigil.identity import VerificationSessions
+
 MAX_BODY_BYTES = 64 * 1024
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # an identity document's or selfie's image
+_UPLOAD_PATH = re.compile(r"^/v1/identity/verification_sessions/[^/]+/files/[^/]+$")
 KEY_CACHE_SECONDS = 30.0  # a revoked key stops working within this long
 
 _ERRORS = {401: {"model": ApiError}, 403: {"model": ApiError}, 422: {"model": ApiError}}
@@ -94,7 +102,8 @@ class _Keys:
 
 
 class _BodyLimitAndTiming:
-    """ASGI middleware: refuse bodies over :data:`MAX_BODY_BYTES` (413) and time requests."""
+    """ASGI middleware: refuse bodies over :data:`MAX_BODY_BYTES` (413; image uploads: over
+    :data:`MAX_UPLOAD_BYTES`) and time requests."""
 
     def __init__(self, app: Any, latency: Histogram, errors: Counter) -> None:
         self.app, self.latency, self.errors = app, latency, errors
@@ -103,17 +112,18 @@ class _BodyLimitAndTiming:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = MAX_UPLOAD_BYTES if _UPLOAD_PATH.match(scope["path"]) else MAX_BODY_BYTES
         length = dict(scope["headers"]).get(b"content-length")
         too_big = length is not None and (not length.isdigit()
-                                          or int(length) > MAX_BODY_BYTES)
+                                          or int(length) > limit)
         if length is None and scope["method"] in ("POST", "PUT", "PATCH"):
             chunks, size, more = [], 0, True  # chunked: count what actually comes
-            while more and size <= MAX_BODY_BYTES:
+            while more and size <= limit:
                 message = await receive()
                 chunks.append(message)
                 size += len(message.get("body", b""))
                 more = message.get("more_body", False)
-            too_big = size > MAX_BODY_BYTES
+            too_big = size > limit
             pending = iter(chunks)
 
             async def replay() -> dict:
@@ -122,7 +132,7 @@ class _BodyLimitAndTiming:
         if too_big:
             self.errors.labels("413").inc()
             await _problem(413, "too_large", f"request bodies are limited to "
-                           f"{MAX_BODY_BYTES // 1024} KB")(scope, receive, send)
+                           f"{limit // 1024:,} KB")(scope, receive, send)
             return
         start = time.perf_counter()
         await self.app(scope, receive, send)
@@ -166,13 +176,26 @@ def _payment_openapi() -> dict[str, Any]:
     }
 
 
-def create_app(service: ScoringService, *, close_on_shutdown: bool = False) -> FastAPI:
+def create_app(service: ScoringService, *, close_on_shutdown: bool = False,
+               identity: VerificationSessions | None = None,
+               identity_worker: bool = False) -> FastAPI:
     """The FastAPI application around a started :class:`ScoringService`; with
-    ``close_on_shutdown`` the server's shutdown closes the service (saving a snapshot)."""
+    ``close_on_shutdown`` the server's shutdown closes the service (saving a snapshot).
+
+    ``identity`` serves the verification sessions (without it their routes answer 503);
+    with ``identity_worker`` a worker thread processes submitted sessions while the app runs.
+    """
+    from vigil.serving._identity_api import identity_router  # it imports this module
+
+    worker = Worker(identity) if identity is not None and identity_worker else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if worker is not None:
+            worker.start()
         yield
+        if worker is not None:
+            worker.stop()
         if close_on_shutdown:
             service.close()
 
@@ -193,6 +216,14 @@ def create_app(service: ScoringService, *, close_on_shutdown: bool = False) -> F
                         buckets=(.0005, .001, .002, .005, .01, .02, .05, .1, .25, 1))
     errors_total = Counter("vigil_errors_total", "Error answers, by status",
                            ["status"], registry=registry)
+    identity_total = Counter("vigil_identity_sessions_total",
+                             "Verification attempts processed here, by outcome and error code",
+                             ["status", "error_code"], registry=registry)
+    app.state.identity = identity
+    if identity is not None:
+        identity.on_outcome = lambda status, code: identity_total.labels(
+            status, code or "").inc()
+    app.include_router(identity_router())
 
     # ------------------------------------------------------------------ errors
     @app.exception_handler(ApiProblem)
@@ -218,7 +249,7 @@ def create_app(service: ScoringService, *, close_on_shutdown: bool = False) -> F
             status, kind = 404, "not_found"
         elif isinstance(exc, Conflict):
             status, kind = 409, "conflict"
-        elif isinstance(exc, StoreUnavailable):
+        elif isinstance(exc, StoreUnavailable | SealError):
             status, kind = 503, "unavailable"
         errors_total.labels(str(status)).inc()
         field = getattr(exc, "column", None)

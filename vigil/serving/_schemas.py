@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -169,3 +169,62 @@ class ApiError(BaseModel):
     """Every error answer: ``{"error": {"type", "message", "errors": [{field, reason}]}}``."""
 
     error: dict[str, Any]
+
+
+# identity verification (see docs/identity.md)
+
+
+class DocumentOptionsIn(_Strict):
+    """How the document check runs (Stripe's ``options.document``, plus ``min_age``)."""
+
+    allowed_types: list[Literal["passport", "id_card", "driving_license"]] | None = Field(
+        default=None, min_length=1, description="default: all three")
+    require_matching_selfie: bool = False
+    require_id_number: bool = False
+    min_age: int | None = Field(default=None, ge=1, le=150,
+                                description="the holder's minimum age in years, e.g. 18")
+
+
+class VerificationOptionsIn(_Strict):
+    document: DocumentOptionsIn | None = None
+
+
+class ClaimedIn(_Strict):
+    """Who the user says they are; compared with what the checks find. Stored encrypted."""
+
+    name: str | None = Field(default=None, max_length=200, description="given names surname")
+    dob: date | None = Field(default=None, description="date of birth, YYYY-MM-DD")
+    id_number: str | None = Field(default=None, max_length=64)
+    id_number_country: str | None = _COUNTRY
+
+
+class VerificationSessionIn(_Strict):
+    """A verification session to create: what to check, what the user claims, and context
+    for the cross-session signals (stored encrypted, like ``claimed`` and ``metadata``)."""
+
+    type: Literal["document", "id_number"] = "document"
+    options: VerificationOptionsIn | None = None
+    claimed: ClaimedIn | None = None
+    metadata: dict[str, str] | None = Field(default=None, max_length=50)
+    account_id: str | None = Field(default=None, max_length=200)
+    device_id: str | None = Field(default=None, max_length=200)
+    ip: str | None = Field(default=None, max_length=64)
+    email: str | None = Field(default=None, max_length=320)
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={
+        "examples": [{"type": "document",
+                      "options": {"document": {"allowed_types": ["passport", "id_card"],
+                                               "require_matching_selfie": True,
+                                               "min_age": 18}},
+                      "claimed": {"name": "Ana Silva", "dob": "1990-01-31"},
+                      "metadata": {"order": "o_123"}, "account_id": "acct_9"}]})
+
+    @field_validator("ip")
+    @classmethod
+    def _ip(cls, value: str | None) -> str | None:
+        return PaymentIn._ip(value)  # the same checks as a payment's
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return PaymentIn._email(value)

@@ -1,10 +1,12 @@
-"""The store: payments, decisions, labels, reviews, lists, rules, API keys, idempotency keys
-and online state snapshots, through SQLAlchemy Core on SQLite (embedded) or PostgreSQL.
+"""The store: payments, decisions, labels, reviews, lists, rules, API keys (with their
+tenant), idempotency keys, online state snapshots and identity verification sessions,
+through SQLAlchemy Core on SQLite (embedded) or PostgreSQL.
 
 See ``docs/store.md`` for the tables, the URLs accepted, the durability settings and how to
 add a migration.
 """
 
+from vigil.store._access import tenant_name
 from vigil.store._errors import (
     Conflict,
     DuplicatePayment,
@@ -18,6 +20,16 @@ from vigil.store._errors import (
     UnknownApiKey,
     UnknownPayment,
     UnknownReview,
+)
+from vigil.store._identity import (
+    SESSION_STATUSES,
+    Claim,
+    SessionEvent,
+    SessionIncomplete,
+    SessionStateError,
+    StoredFile,
+    StoredSession,
+    UnknownVerificationSession,
 )
 from vigil.store._migrations import MIGRATIONS, Migration, add_column
 from vigil.store._records import (
@@ -46,8 +58,10 @@ __all__ = [
     "MIGRATIONS",
     "REVIEW_OUTCOMES",
     "SCOPES",
+    "SESSION_STATUSES",
     "ApiKey",
     "BatchResult",
+    "Claim",
     "ClosedReview",
     "Conflict",
     "DuplicatePayment",
@@ -62,13 +76,20 @@ __all__ = [
     "ReviewExists",
     "RuleSet",
     "SchemaVersionError",
+    "SessionEvent",
+    "SessionIncomplete",
+    "SessionStateError",
     "Snapshot",
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "StoredFile",
+    "StoredSession",
     "UnknownApiKey",
     "UnknownPayment",
     "UnknownReview",
+    "UnknownVerificationSession",
     "add_column",
     "metadata",
+    "tenant_name",
 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +31,16 @@ from vigil.store._tables import api_keys, idempotency, insert_or_ignore
 from vigil.store._validate import choice, text
 
 _SECRET_PREFIX = "vk"
+_TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def tenant_name(tenant: object) -> str:
+    """``tenant`` if it can name a tenant (lower-case letters, digits, ``-`` and ``_``, up to
+    63), else a SchemaError that says so."""
+    if not isinstance(tenant, str) or not _TENANT.match(tenant):
+        raise SchemaError(f"{tenant!r} cannot name a tenant; use lower-case letters, digits, "
+                          "- and _ (up to 63), e.g. acme")
+    return tenant
 
 
 def _digest(secret: str) -> str:
@@ -41,20 +52,23 @@ class AccessMixin(StoreBase):
 
     # API keys
 
-    def create_api_key(self, scope: str, name: str) -> tuple[int, str]:
-        """Create a key with ``scope`` (``score`` or ``admin``) and a ``name`` for people.
+    def create_api_key(self, scope: str, name: str, *,
+                       tenant: str = "default") -> tuple[int, str]:
+        """Create a key with ``scope`` (``score`` or ``admin``) and a ``name`` for people,
+        acting for ``tenant`` (whose identity sessions it sees; one word, e.g. ``acme``).
 
         Returns ``(key_id, secret)``. The secret is not stored and cannot be shown again.
         """
         scope = choice(scope, SCOPES, "scope")
         name = text(name, "an API key's name")
+        tenant = tenant_name(tenant)
         for _ in range(5):  # 48-bit prefixes: a collision is a once-in-a-lifetime event
             prefix = secrets.token_hex(6)
             secret = f"{_SECRET_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
             with self._write() as conn:
                 row = conn.execute(insert_or_ignore(conn, api_keys).values(
                     prefix=prefix, secret_sha256=_digest(secret), scope=scope, name=name,
-                    created_at=self._now()).returning(api_keys.c.id)).first()
+                    tenant=tenant, created_at=self._now()).returning(api_keys.c.id)).first()
             if row is not None:
                 return row[0], secret
         raise StoreError("could not draw an unused API key prefix; try again")  # pragma: no cover
@@ -177,4 +191,5 @@ class AccessMixin(StoreBase):
 
 def _api_key(row: Any) -> ApiKey:
     return ApiKey(id=row["id"], prefix=row["prefix"], scope=row["scope"], name=row["name"],
-                  created_at=row["created_at"], revoked_at=row["revoked_at"])
+                  created_at=row["created_at"], revoked_at=row["revoked_at"],
+                  tenant=row["tenant"])

@@ -156,9 +156,71 @@ def _v1_all_tables(conn: sa.Connection) -> None:
     md.create_all(conn, checkfirst=False)
 
 
+def _v2_identity(conn: sa.Connection) -> None:
+    add_column(conn, "api_keys", sa.Column("tenant", sa.String, nullable=False,
+                                           server_default="default"))
+    md = sa.MetaData(naming_convention=NAMING)
+    sa.Table(
+        "identity_sessions", md,
+        sa.Column("id", sa.String, primary_key=True),
+        sa.Column("tenant", sa.String, nullable=False),
+        sa.Column("status", sa.String, nullable=False),
+        sa.Column("checks", sa.JSON, nullable=False),
+        sa.Column("options", sa.JSON, nullable=False),
+        sa.Column("claimed", sa.LargeBinary),
+        sa.Column("context", sa.LargeBinary),
+        sa.Column("attempt", sa.Integer, nullable=False),
+        sa.Column("last_error_code", sa.String),
+        sa.Column("last_error_reason", sa.LargeBinary),
+        sa.Column("verified_outputs", sa.LargeBinary),
+        sa.Column("face_embedding", sa.LargeBinary),
+        sa.Column("insights", sa.JSON),
+        sa.Column("claim_token", sa.String),
+        sa.Column("lease_until", UTCDateTime),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+        sa.Column("submitted_at", UTCDateTime),
+        sa.Column("redacted_at", UTCDateTime),
+        sa.Index(None, "tenant", "created_at"),
+        sa.Index(None, "status", "lease_until"),
+    )
+    sa.Table(
+        "identity_files", md,
+        sa.Column("session_id", sa.String, sa.ForeignKey("identity_sessions.id"),
+                  primary_key=True),
+        sa.Column("purpose", sa.String, primary_key=True),
+        sa.Column("content_type", sa.String, nullable=False),
+        sa.Column("size", sa.Integer, nullable=False),
+        sa.Column("data", sa.LargeBinary, nullable=False),
+        sa.Column("uploaded_at", UTCDateTime, nullable=False),
+    )
+    sa.Table(
+        "identity_events", md,
+        sa.Column("seq", SEQ, primary_key=True, autoincrement=True),
+        sa.Column("session_id", sa.String, sa.ForeignKey("identity_sessions.id"),
+                  nullable=False, index=True),
+        sa.Column("at", UTCDateTime, nullable=False),
+        sa.Column("status", sa.String, nullable=False),
+        sa.Column("attempt", sa.Integer, nullable=False),
+        sa.Column("error_code", sa.String),
+        sqlite_autoincrement=True,
+    )
+    sa.Table(
+        "identity_reference", md,
+        sa.Column("country", sa.String, primary_key=True),
+        sa.Column("number_token", sa.String, primary_key=True),
+        sa.Column("key_id", sa.String, nullable=False),
+        sa.Column("record", sa.LargeBinary, nullable=False),
+        sa.Column("added_at", UTCDateTime, nullable=False),
+    )
+    md.create_all(conn, checkfirst=False)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "payments, decisions, labels, reviews, lists, rules, api keys, idempotency, "
                  "state snapshots", _v1_all_tables),
+    Migration(2, "api keys' tenant; identity verification sessions, files, events and the "
+                 "ID-number reference", _v2_identity),
 )
 """Every migration, in order. Append; never edit or remove one that has shipped."""
 

@@ -106,6 +106,7 @@ class ApiKey:
     name: str
     created_at: datetime
     revoked_at: datetime | None
+    tenant: str = "default"  # whose identity sessions the key sees
 
     @property
     def active(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vigil.store._access import AccessMixin
+from vigil.store._identity import IdentityMixin
 from vigil.store._lists import ListsMixin
 from vigil.store._payments import PaymentsMixin
 from vigil.store._reviews import ReviewsMixin
@@ -10,9 +11,11 @@ from vigil.store._rulesets import RulesMixin
 from vigil.store._snapshots import SnapshotsMixin
 
 
-class Store(PaymentsMixin, ReviewsMixin, ListsMixin, RulesMixin, AccessMixin, SnapshotsMixin):
+class Store(PaymentsMixin, ReviewsMixin, ListsMixin, RulesMixin, AccessMixin, SnapshotsMixin,
+            IdentityMixin):
     """vigil's relational store: payments and decisions, labels, reviews, lists, rules, API
-    keys, idempotency keys and online state snapshots, on SQLite or PostgreSQL.
+    keys, idempotency keys, online state snapshots and identity verification sessions, on
+    SQLite or PostgreSQL.
 
     Every method is one transaction; the store is safe to share between threads and, on
     SQLite, between processes on one machine.

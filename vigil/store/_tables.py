@@ -150,6 +150,7 @@ api_keys = sa.Table(
     sa.Column("name", sa.String, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("revoked_at", UTCDateTime),
+    sa.Column("tenant", sa.String, nullable=False, server_default="default"),
     sqlite_autoincrement=True,
 )
 
@@ -172,6 +173,66 @@ state_snapshots = sa.Table(
     sa.Column("labels_seq", sa.BigInteger, nullable=False),
     sa.Column("payload", sa.LargeBinary, nullable=False),
     sqlite_autoincrement=True,
+)
+
+
+# identity verification (migration 2). Personal data is only ever in the LargeBinary
+# columns, sealed by vigil.identity's key ring before it reaches the store.
+
+identity_sessions = sa.Table(
+    "identity_sessions", metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("tenant", sa.String, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("checks", sa.JSON, nullable=False),
+    sa.Column("options", sa.JSON, nullable=False),
+    sa.Column("claimed", sa.LargeBinary),
+    sa.Column("context", sa.LargeBinary),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("last_error_code", sa.String),
+    sa.Column("last_error_reason", sa.LargeBinary),
+    sa.Column("verified_outputs", sa.LargeBinary),
+    sa.Column("face_embedding", sa.LargeBinary),
+    sa.Column("insights", sa.JSON(none_as_null=True)),
+    sa.Column("claim_token", sa.String),
+    sa.Column("lease_until", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("submitted_at", UTCDateTime),
+    sa.Column("redacted_at", UTCDateTime),
+    sa.Index(None, "tenant", "created_at"),
+    sa.Index(None, "status", "lease_until"),
+)
+
+identity_files = sa.Table(
+    "identity_files", metadata,
+    sa.Column("session_id", sa.String, sa.ForeignKey("identity_sessions.id"), primary_key=True),
+    sa.Column("purpose", sa.String, primary_key=True),
+    sa.Column("content_type", sa.String, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("uploaded_at", UTCDateTime, nullable=False),
+)
+
+identity_events = sa.Table(
+    "identity_events", metadata,
+    sa.Column("seq", SEQ, primary_key=True, autoincrement=True),
+    sa.Column("session_id", sa.String, sa.ForeignKey("identity_sessions.id"), nullable=False,
+              index=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("error_code", sa.String),
+    sqlite_autoincrement=True,
+)
+
+identity_reference = sa.Table(
+    "identity_reference", metadata,
+    sa.Column("country", sa.String, primary_key=True),
+    sa.Column("number_token", sa.String, primary_key=True),
+    sa.Column("key_id", sa.String, nullable=False),
+    sa.Column("record", sa.LargeBinary, nullable=False),
+    sa.Column("added_at", UTCDateTime, nullable=False),
 )
 
 

@@ -1,0 +1,202 @@
+"""`vigil bench identity`: how well and how fast vigil verifies identities.
+
+Four parts, each runnable alone (``--only``), written together to ``identity.json`` and
+``identity.md``:
+
+- **documents**: the MRZ read on generated passports and ID cards, per degradation level,
+  before and after the check-digit repair, and how many wrong identities were accepted
+  (target: none); forged variants caught (:mod:`vigil.bench._identity_documents`);
+- **faces**: false accepts and false rejects at the chosen threshold on every pair of the
+  shared photographs and their degraded copies (:mod:`vigil.bench._identity_faces`);
+- **sessions**: whole sessions (a generated passport whose portrait is one photograph of a
+  person, a selfie that is another photograph of the same person) through the real checks,
+  in process: latency per session (p50 / p95), and sessions per minute with one process per
+  core;
+- **graph**: the identity graph's lift on ring and synthetic-identity detection on the
+  simulated world (:mod:`vigil.bench._identity_graph`).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vigil._errors import ConfigError
+
+PARTS = ("documents", "faces", "sessions", "graph")
+DEFAULT_FACES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "faces"
+TODAY = date(2026, 1, 15)  # the generated documents' "today"
+
+
+def _person_photos(faces_dir: Path) -> list[tuple[Path, Path]]:
+    """Pairs (portrait photo, selfie photo) of the same person, for everyone with two or more
+    photographs (cycling through their photographs)."""
+    pairs = []
+    for person in sorted(p for p in faces_dir.iterdir() if p.is_dir() and p.name[0] != "_"):
+        photos = sorted(person.glob("*.jpg")) + sorted(person.glob("*.png"))
+        pairs += [(photos[i], photos[(i + 1) % len(photos)]) for i in range(len(photos))
+                  if len(photos) > 1]
+    return pairs
+
+
+def _session_inputs(faces_dir: Path, n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` sessions: a generated passport with one photograph as its portrait, and another
+    photograph of the same person as the selfie."""
+    from PIL import Image
+
+    from vigil.identity._docgen import generate_document
+
+    pairs = _person_photos(faces_dir)
+    if not pairs:
+        raise ConfigError(f"{faces_dir}: no person with two photographs")
+    out = []
+    for i in range(n):
+        portrait_path, selfie_path = pairs[i % len(pairs)]
+        with Image.open(portrait_path) as portrait:
+            doc = generate_document(seed + i, kind="passport", portrait=portrait.convert("RGB"),
+                                    today=TODAY)
+        front, _ = doc.image_bytes("JPEG")
+        out.append({"document_front": front, "selfie": selfie_path.read_bytes(),
+                    "name": doc.truth.fields.full_name})
+    return out
+
+
+def _run_sessions(inputs: list[dict[str, Any]]) -> list[tuple[float, str, str | None]]:
+    """Each session through the real checks: (seconds, status, error code)."""
+    from vigil.identity import Claimed, DefaultChecks, SessionRequest, run_checks
+
+    checks = DefaultChecks()
+    request = SessionRequest("document", allowed_types=("passport",),
+                             require_matching_selfie=True, min_age=18)
+    results = []
+    for item in inputs:
+        files = {"document_front": item["document_front"], "selfie": item["selfie"]}
+        t = time.perf_counter()
+        outcome = run_checks(request, files, Claimed(name=item["name"]), checks, today=TODAY)
+        results.append((time.perf_counter() - t, outcome.status,
+                        outcome.error.code if outcome.error else None))
+    return results
+
+
+def measure_sessions(faces_dir: Path, *, sessions: int = 40, processes: int = 2, seed: int = 0,
+                     progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Latency of whole sessions in one process (models loaded first, so the figure is a warm
+    service's), and sessions per minute with ``processes`` processes working at once."""
+    say = progress or (lambda _m: None)
+    say(f"sessions: generating {sessions} passports with portraits and selfies")
+    inputs = _session_inputs(faces_dir, sessions, seed)
+    _run_sessions(inputs[:1])  # load the OCR and face models
+    say(f"sessions: {sessions} one after another in one process")
+    single = _run_sessions(inputs)
+    seconds = np.array([s for s, _, _ in single])
+    statuses: dict[str, int] = {}
+    for _, status, code in single:
+        key = status if code is None else f"{status}: {code}"
+        statuses[key] = statuses.get(key, 0) + 1
+    say(f"sessions: {sessions} over {processes} processes at once")
+    chunks = [inputs[i::processes] for i in range(processes)]
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(processes) as pool:
+        pool.map(_run_sessions, [c[:1] for c in chunks])  # each loads its models
+        t = time.perf_counter()
+        pool.map(_run_sessions, chunks)
+        parallel_s = time.perf_counter() - t
+    return {"sessions": sessions, "outcomes": statuses,
+            "latency_s": {"p50": float(np.percentile(seconds, 50)),
+                          "p95": float(np.percentile(seconds, 95)),
+                          "mean": float(seconds.mean())},
+            "per_minute_one_process": 60.0 / float(seconds.mean()),
+            "processes": processes,
+            "per_minute": 60.0 * sessions / parallel_s}
+
+
+def run_identity_benchmark(*, parts: Sequence[str] = PARTS, documents_per_level: int = 500,
+                           levels: Sequence[str] | None = None,
+                           faces_dir: str | Path | None = None, sessions: int = 40,
+                           graph_preset: str = "small", seed: int = 0,
+                           out_dir: str | Path = "bench/results",
+                           progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the chosen ``parts``; write ``identity.json`` and ``identity.md`` in ``out_dir``
+    (parts not run this time keep their figures from the file already there)."""
+    from vigil.bench._machine import machine_info
+
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise ConfigError(f"unknown part {unknown[0]!r}; choose among {', '.join(PARTS)}")
+    faces = Path(faces_dir) if faces_dir is not None else DEFAULT_FACES
+    if {"faces", "sessions"} & set(parts) and not faces.is_dir():
+        raise ConfigError(f"{faces}: the face photographs are not there; pass --faces DIR "
+                          "(../shared/data/faces in the project's layout)")
+    out = Path(out_dir)
+    path = out / "identity.json"
+    result: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    result["benchmark"] = "identity"
+    for part in parts:
+        t = time.perf_counter()
+        if part == "documents":
+            from vigil.bench._identity_documents import measure_documents
+            from vigil.identity._docgen import LEVELS
+
+            got = measure_documents(documents_per_level, list(levels or LEVELS), seed, progress)
+        elif part == "faces":
+            from vigil.bench._identity_faces import measure_faces
+
+            got = measure_faces(faces, seed, progress)
+        elif part == "sessions":
+            got = measure_sessions(faces, sessions=sessions, seed=seed, progress=progress)
+        else:
+            from vigil.bench._identity_graph import run_identity_graph_benchmark
+
+            got = run_identity_graph_benchmark(preset=graph_preset, seed=seed,
+                                               progress=progress)
+        result[part] = {**got, "seconds": time.perf_counter() - t,
+                        "date": time.strftime("%Y-%m-%d"), "machine": machine_info()}
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    (out / "identity.md").write_text(identity_markdown(result))
+    return result
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f} %"
+
+
+def identity_markdown(result: dict[str, Any]) -> str:
+    """The benchmark's tables (the parts that have been run)."""
+    lines: list[str] = []
+    if "documents" in result:
+        from vigil.bench._identity_documents import documents_markdown
+
+        lines += ["### Documents: the MRZ read", "", documents_markdown(result["documents"]), ""]
+    if "faces" in result:
+        from vigil.bench._identity_faces import faces_markdown
+
+        lines += ["### Faces: selfie against portrait", "", faces_markdown(result["faces"]), ""]
+    if "sessions" in result:
+        s = result["sessions"]
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(s["outcomes"].items()))
+        lines += ["### Whole sessions (document + selfie, real checks)", "",
+                  "| what | value |", "|---|---|",
+                  f"| sessions | {s['sessions']} ({outcomes}) |",
+                  f"| latency per session, one process, p50 / p95 | "
+                  f"{s['latency_s']['p50']:.2f} s / {s['latency_s']['p95']:.2f} s |",
+                  f"| sessions per minute, one process | {s['per_minute_one_process']:.0f} |",
+                  f"| sessions per minute, {s['processes']} processes | "
+                  f"{s['per_minute']:.0f} |", ""]
+    if "graph" in result:
+        from vigil.bench._identity_graph import identity_graph_markdown
+
+        lines += ["### The identity graph: ring and synthetic-identity detection", "",
+                  identity_graph_markdown(result["graph"]), ""]
+    machines = {p: result[p]["machine"] for p in PARTS if p in result}
+    for part, m in machines.items():
+        lines.append(f"{part}: {result[part]['date']}, {m.get('cores')} cores, "
+                     f"{m.get('cpu')}; {result[part]['seconds']:.0f} s.")
+    return "\n".join(lines).rstrip() + "\n"
