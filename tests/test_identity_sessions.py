@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -402,7 +403,8 @@ def test_a_worker_that_dies_mid_check_is_replaced_and_the_session_ends_once(stor
     slow = FakeChecks()
     slow.block = threading.Event()
     outcomes: list = []
-    dying = VerificationSessions(store, keys, checks=slow, signals=signals,
+    signals_a = FakeSignals()  # worker A's process has signals of its own
+    dying = VerificationSessions(store, keys, checks=slow, signals=signals_a,
                                  lease=timedelta(seconds=0.5),
                                  on_outcome=lambda s, c: outcomes.append(s))
     sid = submitted(dying)
@@ -424,6 +426,8 @@ def test_a_worker_that_dies_mid_check_is_replaced_and_the_session_ends_once(stor
     assert view["status"] == "verified"
     assert [e["status"] for e in view["history"]].count("verified") == 1
     assert len(signals.observed) == 1 and outcomes == ["verified"]
+    # A never observed its own late result; it did learn B's from the store
+    assert [(f.session_id, f.outcome) for f in signals_a.observed] == [(sid, "verified")]
     assert fast.calls == ["document", "selfie", "id_number"] and slow.calls == [
         "document", "selfie", "id_number"]
 
@@ -493,15 +497,25 @@ def test_a_heartbeat_keeps_a_long_check_from_being_taken_over(store, keys, signa
 def test_workers_racing_process_each_session_once(store, keys, signals):
     sessions = VerificationSessions(store, keys, checks=FakeChecks(), signals=signals)
     ids = {submitted(sessions) for _ in range(6)}
-    workers = [Worker(VerificationSessions(store, keys, checks=FakeChecks(), signals=signals))
+    outcomes: list[str] = []
+    # each worker stands for a process of its own, with signals of its own
+    workers = [Worker(VerificationSessions(store, keys, checks=FakeChecks(),
+                                           signals=FakeSignals(),
+                                           on_outcome=lambda s, c: outcomes.append(s)))
                for _ in range(3)]
     threads = [threading.Thread(target=w.run_until_idle) for w in workers]
     for t in threads:
         t.start()
     for t in threads:
         t.join(30)
-    assert sum(w.processed for w in workers) == 6
-    assert sorted(f.session_id for f in signals.observed) == sorted(ids)
+    assert sum(w.processed for w in workers) == 6 and outcomes == ["verified"] * 6
+    for sid in ids:
+        history = sessions.get("default", sid)["history"]
+        assert [e["status"] for e in history].count("verified") == 1
+    # and every process's signals come to know every session, through the store
+    for w in workers:
+        w.sessions.catch_up_signals()
+        assert {f.session_id for f in w.sessions.signals.observed} == ids
 
 
 def test_the_service_thread_processes_a_submit_at_once(sessions):
@@ -664,3 +678,44 @@ def test_the_cli_keeps_the_reference_and_makes_tenant_keys(tmp_path):
     assert made.exit_code == 0
     with Store.open(db) as store:
         assert store.verify_api_key(made.output.strip().splitlines()[-1]).tenant == "acme"
+
+
+class RenamingChecks(FakeChecks):
+    """The same document number (and face) as :data:`DOC`, under another name."""
+
+    def document(self, front, back, *, allowed_types, min_age, claimed, today):
+        super().document(front, back, allowed_types=allowed_types, min_age=min_age,
+                         claimed=claimed, today=today)
+        return replace(DOC, given_names="MARTA")
+
+
+def test_every_process_rebuilds_its_signals_from_the_store(store, keys):
+    """Process A verifies a document; process B, with signals of its own, sees the same
+    document under another name as a reuse; after A redacts the first session, a restarted
+    process remembers only the second."""
+    from vigil.identity import IdentitySignals
+
+    a = VerificationSessions(store, keys, checks=FakeChecks(), signals=IdentitySignals())
+    first = submitted(a)
+    assert Worker(a).run_once() == first
+    b = VerificationSessions(store, keys, checks=RenamingChecks(), signals=IdentitySignals())
+    second = submitted(b)
+    assert Worker(b).run_once() == second
+    kinds = {i["kind"]: i for i in b.get("default", second)["insights"]}
+    assert first in kinds["document_reused"]["related_sessions"]
+    assert first in kinds["face_reused"]["related_sessions"]
+    # A had never observed `second`: it learns it from the store
+    assert a.catch_up_signals() == 1 and len(a.signals) == 2
+
+    a.redact("default", first)
+    assert b.catch_up_signals() == 1 and len(b.signals) == 1  # B forgets the redacted one
+    restarted = VerificationSessions(store, keys, checks=FakeChecks(),
+                                     signals=IdentitySignals())
+    restarted.catch_up_signals()
+    assert len(restarted.signals) == 1
+    # a third session like the first now relates to the second only
+    third = submitted(restarted)
+    assert Worker(restarted).run_once() == third
+    related = {s for i in restarted.get("default", third)["insights"]
+               for s in i["related_sessions"]}
+    assert second in related and first not in related

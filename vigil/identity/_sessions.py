@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -54,6 +55,30 @@ MAX_FILE_BYTES = 10 * 1024 * 1024
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
 _CONTEXT_FIELDS = ("account_id", "device_id", "ip", "email")
 _MAX_METADATA_KEYS = 50
+# how far back from the newest change seen the signals re-read the store (see
+# VerificationSessions.catch_up_signals)
+SIGNALS_MARGIN = timedelta(seconds=30)
+
+_FACT_FIELDS = ("session_id", "tenant", "outcome", "error_code", "account_id", "device_id",
+                "ip", "email", "document_number", "document_country", "name")
+
+
+def facts_to_dict(facts: SessionFacts) -> dict[str, Any]:
+    """A session's facts as JSON-able data, without the face embedding (stored apart)."""
+    return {**{k: getattr(facts, k) for k in _FACT_FIELDS},
+            "created_at": facts.created_at.isoformat(),
+            "birth_date": facts.birth_date and facts.birth_date.isoformat()}
+
+
+def facts_from_dict(doc: Mapping[str, Any], face: np.ndarray | None) -> SessionFacts:
+    """:func:`facts_to_dict`'s inverse, with the face embedding."""
+    return SessionFacts(**{k: doc.get(k) for k in _FACT_FIELDS},
+                        created_at=datetime.fromisoformat(doc["created_at"]),
+                        birth_date=(date.fromisoformat(doc["birth_date"])
+                                    if doc.get("birth_date") else None),
+                        face_embedding=face)
+
+
 _CRASH_CODES = {"document": "document_unverified_other", "selfie": "selfie_unverified_other",
                 "id_number": "id_number_unverified_other"}
 
@@ -419,6 +444,50 @@ class VerificationSessions:
         self.lease = lease
         self.on_outcome = on_outcome
         self.submitted: Callable[[], None] = lambda: None  # a worker's wake-up, when one runs
+        # what the signals have taken from the store: the newest change seen, and the
+        # (session, change time) pairs applied within SIGNALS_MARGIN of it
+        self._signals_lock = threading.Lock()
+        self._signals_seen: datetime | None = None
+        self._signals_applied: dict[str, datetime] = {}
+
+    def catch_up_signals(self) -> int:
+        """Bring the cross-session signals up to date with the store: observe every session
+        processed since the last look, by any process or host, and forget those redacted.
+        The first call rebuilds them whole (a restart). Returns how many changes it applied.
+
+        Changes are read from ``SIGNALS_MARGIN`` before the newest one seen, so a writer whose
+        clock or commit lags a little is not missed; what was already applied is skipped.
+        """
+        if self.signals is None:
+            return 0
+        with self._signals_lock:
+            since = (None if self._signals_seen is None
+                     else self._signals_seen - SIGNALS_MARGIN)
+            applied = 0
+            for sid, changed, sealed, embedding in self.store.verification_facts_since(since):
+                if self._signals_applied.get(sid) == changed:
+                    continue
+                if sealed is None:
+                    self.signals.forget(sid)
+                else:
+                    self.signals.observe(self._open_facts(sid, sealed, embedding))
+                self._signals_applied[sid] = changed
+                if self._signals_seen is None or changed > self._signals_seen:
+                    self._signals_seen = changed
+                applied += 1
+            if self._signals_seen is not None:
+                horizon = self._signals_seen - SIGNALS_MARGIN
+                self._signals_applied = {k: v for k, v in self._signals_applied.items()
+                                         if v >= horizon}
+            return applied
+
+    def _open_facts(self, session_id: str, sealed: bytes, embedding: bytes | None
+                    ) -> SessionFacts:
+        doc = self.keys.open_json(sealed, session_id=session_id, purpose="signal_facts")
+        face = None if embedding is None else np.frombuffer(
+            self.keys.open(embedding, session_id=session_id, purpose="face_embedding"),
+            "<f4").astype(np.float64)
+        return facts_from_dict(doc, face)
 
     # the integrator's operations
 
@@ -560,6 +629,7 @@ class VerificationSessions:
                 _CRASH_CODES[crash.check], f"the {crash.check} check could not run "
                 f"({type(crash.__cause__).__name__})"), ran=(crash.check,))
         facts = self._facts(stored, outcome, claimed)
+        self.catch_up_signals()  # what other workers processed meanwhile
         insights = [] if self.signals is None else [
             {"kind": i.kind, "level": i.level, "detail": i.detail,
              "related_sessions": list(i.related_sessions)}
@@ -578,13 +648,17 @@ class VerificationSessions:
                 purpose="last_error_reason"),
             verified_outputs=None if outputs is None else self.keys.seal_json(
                 outputs, session_id=session_id, purpose="verified_outputs"),
-            face_embedding=embedding, insights=insights)
+            face_embedding=embedding, insights=insights,
+            signal_facts=self.keys.seal_json(facts_to_dict(facts), session_id=session_id,
+                                             purpose="signal_facts"))
         if not written:
             return None
         # only after the result is durably written: a worker that lost its claim observes
         # nothing, so each attempt counts once in the signals
         if self.signals is not None:
-            self.signals.observe(facts)
+            with self._signals_lock:
+                self.signals.observe(facts)
+                self._signals_applied[session_id] = written
         if self.on_outcome is not None:
             self.on_outcome(outcome.status, outcome.error.code if outcome.error else None)
         return outcome

@@ -42,7 +42,8 @@ from vigil.store._tables import (
 SESSION_STATUSES = ("requires_input", "processing", "verified", "canceled")
 """A verification session's statuses (Stripe Identity's names)."""
 
-_SEALED = ("claimed", "context", "verified_outputs", "face_embedding", "last_error_reason")
+_SEALED = ("claimed", "context", "verified_outputs", "face_embedding", "last_error_reason",
+           "signal_facts")
 
 
 class UnknownVerificationSession(NotFound):
@@ -271,10 +272,12 @@ class IdentityMixin(StoreBase):
     def finish_verification_session(
             self, claim: Claim, status: str, *, error_code: str | None = None,
             error_reason: bytes | None = None, verified_outputs: bytes | None = None,
-            face_embedding: bytes | None = None,
-            insights: list[dict[str, Any]] | None = None) -> bool:
+            face_embedding: bytes | None = None, signal_facts: bytes | None = None,
+            insights: list[dict[str, Any]] | None = None) -> datetime | None:
         """Write a processed attempt's result (``verified`` or ``requires_input``), if the
-        claim still holds; returns False (and writes nothing) if it does not."""
+        claim still holds: returns the time written (the session's ``updated_at``), or None
+        (and writes nothing) if the claim is lost.
+        ``signal_facts``: what the cross-session signals keep of the attempt (sealed)."""
         if status not in ("verified", "requires_input"):
             raise ValueError(f"a processed session is verified or requires_input, not {status!r}")
         now = self._now()
@@ -282,11 +285,25 @@ class IdentityMixin(StoreBase):
             done = conn.execute(identity_sessions.update().where(*_held(claim)).values(
                 status=status, last_error_code=error_code, last_error_reason=error_reason,
                 verified_outputs=verified_outputs, face_embedding=face_embedding,
-                insights=insights, claim_token=None, lease_until=None,
+                signal_facts=signal_facts, insights=insights, claim_token=None, lease_until=None,
                 updated_at=now)).rowcount == 1
             if done:
                 self._event(conn, claim.session_id, status, claim.attempt, error_code, now)
-        return done
+        return now if done else None
+
+    def verification_facts_since(self, since: datetime | None
+                                 ) -> list[tuple[str, datetime, bytes | None, bytes | None]]:
+        """Sessions changed at or after ``since`` (all when None) that the cross-session
+        signals must know of, oldest change first: ``(id, updated_at, signal_facts,
+        face_embedding)``; both blobs are None for a redacted session (forget it)."""
+        s = identity_sessions.c
+        query = (sa.select(s.id, s.updated_at, s.signal_facts, s.face_embedding)
+                 .where(sa.or_(s.signal_facts.is_not(None), s.redacted_at.is_not(None)))
+                 .order_by(s.updated_at, s.id))
+        if since is not None:
+            query = query.where(s.updated_at >= since)
+        with self._read() as conn:
+            return [(r[0], r[1], _blob(r[2]), _blob(r[3])) for r in conn.execute(query)]
 
     # the ID-number reference
 

@@ -174,6 +174,7 @@ def _v2_identity(conn: sa.Connection) -> None:
         sa.Column("last_error_reason", sa.LargeBinary),
         sa.Column("verified_outputs", sa.LargeBinary),
         sa.Column("face_embedding", sa.LargeBinary),
+        sa.Column("signal_facts", sa.LargeBinary),
         sa.Column("insights", sa.JSON),
         sa.Column("claim_token", sa.String),
         sa.Column("lease_until", UTCDateTime),
@@ -183,6 +184,7 @@ def _v2_identity(conn: sa.Connection) -> None:
         sa.Column("redacted_at", UTCDateTime),
         sa.Index(None, "tenant", "created_at"),
         sa.Index(None, "status", "lease_until"),
+        sa.Index(None, "updated_at"),
     )
     sa.Table(
         "identity_files", md,

@@ -193,6 +193,9 @@ identity_sessions = sa.Table(
     sa.Column("last_error_reason", sa.LargeBinary),
     sa.Column("verified_outputs", sa.LargeBinary),
     sa.Column("face_embedding", sa.LargeBinary),
+    # what the cross-session signals remember of the last attempt (sealed JSON), so that every
+    # process can rebuild them from the store
+    sa.Column("signal_facts", sa.LargeBinary),
     sa.Column("insights", sa.JSON(none_as_null=True)),
     sa.Column("claim_token", sa.String),
     sa.Column("lease_until", UTCDateTime),
@@ -202,6 +205,7 @@ identity_sessions = sa.Table(
     sa.Column("redacted_at", UTCDateTime),
     sa.Index(None, "tenant", "created_at"),
     sa.Index(None, "status", "lease_until"),
+    sa.Index(None, "updated_at"),
 )
 
 identity_files = sa.Table(
