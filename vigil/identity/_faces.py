@@ -267,7 +267,7 @@ class FaceModel:
         if not result.same_person:
             raise CheckFailed("selfie_face_mismatch", f"the selfie does not match the "
                               f"document's portrait (distance {result.distance:.2f}, "
-                              f"threshold {result.threshold:.2f})")
+                              f"threshold {result.threshold:.2f})", face=result)
         return result
 
 

@@ -352,7 +352,8 @@ def run_checks(request: SessionRequest, files: Mapping[str, bytes], claimed: Cla
             else:
                 checks.id_number(_with_document(claimed, document))
     except CheckFailed as failed:
-        return Outcome("requires_input", failed, document, face, False, tuple(ran))
+        return Outcome("requires_input", failed, document, face or failed.face, False,
+                       tuple(ran))
     except Exception as exc:  # a broken check, told apart from one that said no
         raise CheckCrashed(ran[-1], exc) from exc
     return Outcome("verified", None, document, face, "id_number" in request.checks, tuple(ran))

@@ -37,15 +37,18 @@ class CheckFailed(Exception):
     """A check's verdict that sends the session back to ``requires_input``.
 
     ``code`` is one of :data:`ERROR_CODES`; ``reason`` says what was seen, for people (it
-    must not carry personal data beyond what the session already holds).
+    must not carry personal data beyond what the session already holds). ``face``: the
+    comparison behind a ``selfie_face_mismatch`` (the cross-session signals remember whose
+    face was tried on the document).
     """
 
-    def __init__(self, code: str, reason: str):
+    def __init__(self, code: str, reason: str, *, face: FaceMatch | None = None):
         if code not in ERROR_CODES:
             raise ValueError(f"unknown verification error code {code!r}")
         super().__init__(f"{code}: {reason}")
         self.code = code
         self.reason = reason
+        self.face = face
 
 
 @dataclass(frozen=True)
