@@ -22,7 +22,7 @@ def realistic_demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     messages: list[str] = []
     result = run_demo(out, days=45, customers=400, seed=3, replicates=20,
-                      progress=messages.append)
+                      sequence_minutes=0.05, progress=messages.append)
     return out, result, messages
 
 
@@ -53,6 +53,21 @@ def test_the_demo_reports_the_realistic_scenarios(realistic_demo):
     assert result["report"]["verdict"]
 
 
+def test_the_demo_measures_the_sequence_encoder(realistic_demo):
+    """With PyTorch, the default set is also trained with the encoder's components and
+    tested on the same week."""
+    pytest.importorskip("torch", reason="the sequence model needs pip install 'vigil[deep]'")
+    out, result, _ = realistic_demo
+    with_encoder = result["models"]["payments_default + sequence"]
+    assert 0.0 <= with_encoder["metrics"]["ap"] <= 1.0
+    assert with_encoder["metrics"]["payments"] == (
+        result["models"]["payments_default"]["metrics"]["payments"])
+    from vigil.models import ModelBundle
+
+    bundle = ModelBundle.load(out / "bundles" / "payments_default_sequence")
+    assert bundle.feature_names[-4:] == [f"seq_pc{i}" for i in range(1, 5)]
+
+
 def test_the_demo_serves_a_day_of_realistic_payments(realistic_demo):
     _, result, _ = realistic_demo
     serving = result["serving"]
@@ -63,7 +78,7 @@ def test_the_demo_serves_a_day_of_realistic_payments(realistic_demo):
 
 def test_the_demo_still_runs_the_handbook_world(tmp_path):
     result = run_demo(tmp_path, world="handbook", days=40, cards=150, seed=1, serve=False,
-                      report=False)
+                      report=False, sequence_minutes=None)
     assert result["world"]["name"] == "handbook"
     assert result["world"]["generator"] == "vigil.simulate.HandbookWorld"
     assert set(result["models"]["payments_default"]["recall_by_scenario@1%fpr"]) <= {
