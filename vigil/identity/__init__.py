@@ -8,6 +8,8 @@ The face and OCR engines (dlib, RapidOCR) are the optional ``identity`` extra
 from vigil.identity._crypto import KeyRing, SealError, new_key
 from vigil.identity._face_index import FaceIndex
 from vigil.identity._faces import MATCH_THRESHOLD, FaceModel, check_selfie
+from vigil.identity._graph import FEATURES as GRAPH_FEATURES
+from vigil.identity._graph import identity_graph_features
 from vigil.identity._id_numbers import (
     MemoryReferenceSource,
     ReferenceRecord,
@@ -48,6 +50,7 @@ from vigil.identity._worker import Worker
 __all__ = [
     "DOCUMENT_TYPES",
     "ERROR_CODES",
+    "GRAPH_FEATURES",
     "MATCH_THRESHOLD",
     "MAX_FILE_BYTES",
     "PURPOSES",
@@ -80,6 +83,7 @@ __all__ = [
     "check_id_number",
     "check_selfie",
     "claimed_from_dict",
+    "identity_graph_features",
     "load_rgb",
     "new_key",
     "run_checks",
