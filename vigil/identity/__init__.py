@@ -6,6 +6,7 @@ The face and OCR engines (dlib, RapidOCR) are the optional ``identity`` extra
 """
 
 from vigil.identity._crypto import KeyRing, SealError, new_key
+from vigil.identity._document_check import check_document
 from vigil.identity._face_index import FaceIndex
 from vigil.identity._faces import MATCH_THRESHOLD, FaceModel, check_selfie
 from vigil.identity._graph import FEATURES as GRAPH_FEATURES
@@ -80,6 +81,7 @@ __all__ = [
     "StoreReferenceSource",
     "VerificationSessions",
     "Worker",
+    "check_document",
     "check_id_number",
     "check_selfie",
     "claimed_from_dict",
