@@ -247,3 +247,17 @@ def test_benchmark_counts(ocr_ready):
     assert level["exact_after_repair"] + level["refused"] + level["name_differs"] == 1
     assert level["p50_seconds"] > 0
     assert result["forged"]["wrong_check_digit"] == {"documents": 0, "caught": 0}
+
+
+@pytest.mark.parametrize("seed", [1, 8, 16])
+def test_a_claim_of_the_printed_name_matches(docgen, ocr_ready, seed):
+    """The page's OCR runs words together (``ISAACKATJA``); the MRZ's fillers put the breaks
+    back, so the full name a user types matches."""
+    doc = docgen.generate_document(seed, kind="passport", today=TODAY)
+    from vigil.identity._document_check import check_document
+
+    front, _ = doc.image_bytes("PNG")
+    name = f"{doc.truth.given_names} {doc.truth.surname}"
+    fields = check_document(front, None, allowed_types=("passport",), min_age=None,
+                            claimed=Claimed(name=name), today=TODAY)
+    assert fields.given_names.split() == doc.truth.given_names.replace("'", "").split()

@@ -54,21 +54,40 @@ def _session_inputs(faces_dir: Path, n: int, seed: int) -> list[dict[str, Any]]:
     photograph of the same person as the selfie."""
     from PIL import Image
 
+    from vigil.identity import FaceModel
     from vigil.identity._docgen import generate_document
 
     pairs = _person_photos(faces_dir)
     if not pairs:
         raise ConfigError(f"{faces_dir}: no person with two photographs")
+    model = FaceModel()
     out = []
     for i in range(n):
         portrait_path, selfie_path = pairs[i % len(pairs)]
-        with Image.open(portrait_path) as portrait:
-            doc = generate_document(seed + i, kind="passport", portrait=portrait.convert("RGB"),
-                                    today=TODAY)
+        with Image.open(portrait_path) as photo:
+            portrait = _passport_photo(photo.convert("RGB"), model)
+            doc = generate_document(seed + i, kind="passport", portrait=portrait, today=TODAY)
         front, _ = doc.image_bytes("JPEG")
         out.append({"document_front": front, "selfie": selfie_path.read_bytes(),
-                    "name": doc.truth.fields.full_name})
+                    "name": f"{doc.truth.given_names} {doc.truth.surname}"})
     return out
+
+
+def _passport_photo(photo: Any, model: Any) -> Any:
+    """A passport photograph made of a snapshot: the head and shoulders around its largest
+    face (a passport's portrait is a close crop, a snapshot often a wide shot)."""
+    import numpy as np
+
+    faces = model.detect(np.asarray(photo))
+    if not faces:
+        return photo
+    left, top, right, bottom = faces[0].box
+    w, h = right - left, bottom - top
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    half_w, half_h = 1.0 * w, 1.3 * h
+    box = (max(0, int(cx - half_w)), max(0, int(cy - half_h)),
+           min(photo.width, int(cx + half_w)), min(photo.height, int(cy + half_h)))
+    return photo.crop(box)
 
 
 def _run_sessions(inputs: list[dict[str, Any]]) -> list[tuple[float, str, str | None]]:

@@ -106,6 +106,22 @@ def _printed_name(mrz_name: str, texts: list[str]) -> str | None:
     return best if best_score >= NAME_MATCH else None
 
 
+def _with_word_breaks(printed: str, mrz: str) -> str:
+    """The printed name with the MRZ's word breaks where the page's OCR lost them (it reads
+    ``ISAAC KATJA`` as ``ISAACKATJA``); what the MRZ truncated stays with its last word."""
+    if " " in printed or " " not in mrz:
+        return printed
+    flat = mrz.replace(" ", "")
+    if _similar(printed[:len(flat)], flat) < NAME_MATCH:
+        return printed
+    words, pos = [], 0
+    for word in mrz.split():
+        words.append(printed[pos:pos + len(word)])
+        pos += len(word)
+    words[-1] += printed[pos:]
+    return " ".join(w for w in words if w)
+
+
 def _cross_check_printed(fields: DocumentFields, texts: list[str]) -> DocumentFields:
     """Hold the MRZ against the printed page; return the fields with the printed names."""
     dates = set()
@@ -130,8 +146,11 @@ def _cross_check_printed(fields: DocumentFields, texts: list[str]) -> DocumentFi
         raise CheckFailed("document_unverified_other",
                           "the printed surname does not match the machine-readable zone")
     given = _printed_name(fields.given_names, texts) if fields.given_names else ""
-    # names have no check digit: the printed page, read separately, is the better reading
-    return replace(fields, surname=surname, given_names=given or fields.given_names)
+    # names have no check digit: the printed page, read separately, is the better reading of
+    # the letters; the MRZ's fillers are the better reading of where words break
+    return replace(fields, surname=_with_word_breaks(surname, fields.surname),
+                   given_names=_with_word_breaks(given, fields.given_names) if given
+                   else fields.given_names)
 
 
 def _age(birth: date, today: date) -> int:
