@@ -211,6 +211,8 @@ def _documents_rows(d: dict[str, Any]) -> list[str]:
                        for k, v in d.get("forged", {}).items())
     if forged:
         rows += ["", f"Forged documents refused: {forged}."]
+    if d.get("note"):
+        rows += ["", f"Note: {d['note']}."]
     return rows
 
 
