@@ -1106,8 +1106,15 @@ def bench_scenarios(preset: str, data: Path | None, seed: int, out_dir: Path,
 @click.option("--faces", "faces_dir", type=click.Path(exists=True, file_okay=False,
               path_type=Path), default=None,
               help="Face photographs, one folder per person [default: ../shared/data/faces].")
+@click.option("--level", "levels", multiple=True,
+              type=click.Choice(["clean", "mild", "moderate", "severe"]),
+              help="Degradation levels to read (repeatable) [default: all four]; the levels "
+                   "not run keep their last figures.")
 @click.option("--sessions", type=click.IntRange(min=2), default=40, show_default=True,
               help="Whole sessions to time.")
+@click.option("--processes", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Worker processes (one OCR thread each) for the documents and for the "
+                   "sessions-per-minute figure.")
 @click.option("--graph-preset", type=click.Choice(["small", "medium", "large"]),
               default="medium", show_default=True,
               help="Realistic-world preset for the identity graph's lift (--only graph; "
@@ -1116,7 +1123,8 @@ def bench_scenarios(preset: str, data: Path | None, seed: int, out_dir: Path,
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("bench/results"), show_default=True)
 def bench_identity(parts: tuple[str, ...], documents_per_level: int, faces_dir: Path | None,
-                   sessions: int, graph_preset: str, seed: int, out_dir: Path) -> None:
+                   levels: tuple[str, ...], sessions: int, processes: int, graph_preset: str,
+                   seed: int, out_dir: Path) -> None:
     """Identity verification: MRZ reads, face matching, whole sessions, the identity graph.
 
     Reads the MRZ of generated passports and ID cards at four degradation levels (before and
@@ -1129,6 +1137,7 @@ def bench_identity(parts: tuple[str, ...], documents_per_level: int, faces_dir: 
     Example:
       vigil bench identity
       vigil bench identity --only documents --documents 100
+      vigil bench identity --only documents --level severe --processes 1
       vigil bench identity --only faces --faces ../shared/data/faces
       vigil bench identity --only graph --graph-preset medium
     """
@@ -1136,7 +1145,8 @@ def bench_identity(parts: tuple[str, ...], documents_per_level: int, faces_dir: 
 
     result = run_identity_benchmark(parts=parts or DEFAULT_PARTS,
                                     documents_per_level=documents_per_level,
-                                    faces_dir=faces_dir, sessions=sessions,
+                                    levels=levels or None, faces_dir=faces_dir,
+                                    sessions=sessions, processes=processes,
                                     graph_preset=graph_preset, seed=seed, out_dir=out_dir,
                                     progress=_Step())
     click.echo(identity_markdown(result))

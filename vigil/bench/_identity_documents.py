@@ -47,29 +47,82 @@ def _measure_one(doc) -> tuple[str, bool, float, tuple[str, ...]]:
     return outcome, before, seconds, first
 
 
+def _measure_chunk(job: tuple[str, int, str | None, Sequence[int]]) -> list[tuple]:
+    """Documents ``indices`` of one level (or one forged variant): for each, (index, kind,
+    outcome, exact before repair, seconds, lines first read, truth lines)."""
+    level, seed, forgery, indices = job
+    out = []
+    for i in indices:
+        kind = "passport" if i % 2 == 0 else "id_card"
+        if forgery is None:
+            doc = generate_document(seed * 1_000_003 + i, kind=kind, level=level, today=TODAY)
+        else:
+            doc = generate_document(seed * 1_000_003 + 500_000 + i, kind=kind,
+                                    forgery=forgery, today=TODAY)
+        outcome, before, took, first = _measure_one(doc)
+        out.append((i, kind, outcome, before, took, list(first), list(doc.mrz_lines)))
+    return out
+
+
+def _one_thread_each() -> None:
+    from vigil.identity._ocr import use_threads
+
+    use_threads(1)
+
+
+def _run(jobs: list, processes: int, progress: Callable[[str], None] | None,
+         label: str, total: int) -> list[tuple]:
+    """Every job's documents, in index order; over ``processes`` worker processes when more
+    than one (each with one OCR thread), with progress every tenth of the way."""
+    done: list[tuple] = []
+    step = max(total // 10, 1)
+
+    def report(chunk: list[tuple]) -> None:
+        before = len(done) // step
+        done.extend(chunk)
+        if progress and len(done) // step > before:
+            progress(f"{label}: {len(done)}/{total} documents")
+
+    if processes <= 1:
+        for job in jobs:
+            report(_measure_chunk(job))
+    else:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(processes, initializer=_one_thread_each) as pool:
+            for chunk in pool.imap_unordered(_measure_chunk, jobs):
+                report(chunk)
+    return sorted(done)
+
+
+def _jobs(level: str, seed: int, forgery: str | None, n: int, size: int = 10) -> list:
+    return [(level, seed, forgery, range(i, min(i + size, n))) for i in range(0, n, size)]
+
+
 def measure_documents(n_per_level: int, levels: Sequence[str], seed: int,
                       progress: Callable[[str], None] | None = None,
-                      n_forged: int | None = None) -> dict:
+                      n_forged: int | None = None, processes: int = 1) -> dict:
     """Measure MRZ reading on ``n_per_level`` documents per level (half passports, half ID
-    cards), and forged variants (``n_forged`` each, default ``n_per_level // 5``, clean).
+    cards), and forged variants (``n_forged`` each, default ``n_per_level // 5``, clean);
+    over ``processes`` worker processes (one OCR thread each) when more than one.
 
     Returns ``{"levels": {level: {...}}, "forged": {variant: {...}}, "examples": [...]}``
     (see the module docstring for the counts; ``examples`` are up to 20 documents not read
     exactly: the lines as first read and the truth, all made-up data).
     """
     out: dict = {"levels": {}, "forged": {}, "examples": [], "today": TODAY.isoformat(),
-                 "seed": seed}
+                 "seed": seed, "processes": processes}
     for level in levels:
         counts = dict(documents=0, exact_before_repair=0, exact_after_repair=0, refused=0,
                       wrong_identity_accepted=0, name_differs=0)
         seconds = []
-        for i in range(n_per_level):
-            kind = "passport" if i % 2 == 0 else "id_card"
-            doc = generate_document(seed * 1_000_003 + i, kind=kind, level=level, today=TODAY)
-            outcome, before, took, first = _measure_one(doc)
+        results = _run(_jobs(level, seed, None, n_per_level), processes, progress, level,
+                       n_per_level)
+        for _i, kind, outcome, before, took, first, truth in results:
             if outcome != "exact" and len(out["examples"]) < 20:
                 out["examples"].append({"level": level, "kind": kind, "outcome": outcome,
-                                        "read": list(first), "truth": list(doc.mrz_lines)})
+                                        "read": first, "truth": truth})
             counts["documents"] += 1
             counts["exact_before_repair"] += before
             counts["exact_after_repair"] += outcome == "exact"
@@ -77,20 +130,14 @@ def measure_documents(n_per_level: int, levels: Sequence[str], seed: int,
             counts["wrong_identity_accepted"] += outcome == "wrong"
             counts["name_differs"] += outcome == "name_differs"
             seconds.append(took)
-            if progress and (i + 1) % 10 == 0:
-                progress(f"{level}: {i + 1}/{n_per_level} documents")
         counts["p50_seconds"] = float(np.percentile(seconds, 50)) if seconds else 0.0
         counts["p95_seconds"] = float(np.percentile(seconds, 95)) if seconds else 0.0
         out["levels"][level] = counts
     n_forged = n_per_level // 5 if n_forged is None else n_forged
     for variant in ("wrong_check_digit", "altered_date"):
-        caught = 0
-        for i in range(n_forged):
-            kind = "passport" if i % 2 == 0 else "id_card"
-            doc = generate_document(seed * 1_000_003 + 500_000 + i, kind=kind,
-                                    forgery=variant, today=TODAY)
-            outcome, _before, _took, _first = _measure_one(doc)
-            caught += outcome == "refused"
+        results = _run(_jobs("clean", seed, variant, n_forged), processes, None, variant,
+                       n_forged)
+        caught = sum(outcome == "refused" for _i, _k, outcome, *_rest in results)
         out["forged"][variant] = {"documents": n_forged, "caught": caught}
         if progress:
             progress(f"forged {variant}: {caught}/{n_forged} caught")

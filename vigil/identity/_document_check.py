@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 
-from vigil.identity._mrz import ICAO_CODES, MrzRead, read_mrz
+from vigil.identity._mrz import ICAO_CODES, MrzRead, _normalise, read_mrz
 from vigil.identity._types import CheckFailed, Claimed, DocumentFields
 
 # fuzzy name agreement (difflib ratio) needed between the MRZ, the printed page and the claim
@@ -48,25 +48,32 @@ def _image(data: bytes, what: str):
 def read_document_mrz(image, *, today: date) -> tuple[MrzRead | None, tuple[str, ...]]:
     """The verified MRZ of an image, and the lines as first read (``()``: no MRZ found).
 
-    The first reading is tried alone; when it fails, the second readings
-    (:func:`~vigil.identity._ocr.mrz_line_variants`) and every mix of their lines are tried,
-    and the result stands only if all readings that pass agree on one identity.
-    Returns ``(None, lines)`` when nothing passes.
+    Every reading has its fillers and the letters like them settled against the pixels first
+    (:func:`~vigil.identity._mrz_glyphs.settle_fillers`). The first reading is tried alone;
+    when it fails, the second readings (:func:`~vigil.identity._ocr.mrz_line_variants`) and
+    every mix of their lines are tried, and the result stands only if all readings that pass
+    agree on one identity. Returns ``(None, lines)`` when nothing passes.
     """
     import itertools
 
+    from vigil.identity._mrz_glyphs import settle_fillers
     from vigil.identity._ocr import find_mrz, mrz_line_variants
 
     candidate = find_mrz(image)
     if candidate is None:
         return None, ()
     first = candidate.lines
+
+    def settled(lines: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(settle_fillers(crop, _normalise(line))
+                     for crop, line in zip(candidate.crops, lines, strict=True))
+
     try:
-        return read_mrz(first, today=today), first
+        return read_mrz(settled(first), today=today), first
     except CheckFailed as exc:
         if exc.code != "document_mrz_unreadable":
             raise
-    readings = [first, *mrz_line_variants(candidate)]
+    readings = [settled(first), *(settled(v) for v in mrz_line_variants(candidate))]
     per_line = [list(dict.fromkeys(r[i] for r in readings)) for i in range(len(first))]
     accepted: dict[DocumentFields, MrzRead] = {}
     for lines in itertools.product(*per_line):

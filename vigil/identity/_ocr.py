@@ -26,7 +26,22 @@ MIN_MRZ_ASPECT = 12.0
 STRETCHES = ((1.6, 2.0), (1.3, 2.5), (2.0, 1.5))
 _MRZ_CHARS = re.compile(r"[A-Z0-9<]")
 _engine = None
+_threads: int | None = None
 _lock = threading.Lock()
+
+
+def use_threads(threads: int | None) -> None:
+    """Run the OCR models on ``threads`` threads (None: ONNX Runtime's default, one per core).
+
+    With one worker process per core, one thread each is what scales: left at the default,
+    every process starts a thread per core and they fight over the cores.
+    """
+    global _engine, _threads
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1, not {threads}")
+    with _lock:
+        if threads != _threads:
+            _threads, _engine = threads, None
 
 
 def _rapidocr():
@@ -38,7 +53,9 @@ def _rapidocr():
             except ImportError as exc:  # the identity extra is optional
                 raise ImportError("reading documents needs RapidOCR: "
                                   "pip install 'vigil[identity]'") from exc
-            _engine = RapidOCR(print_verbose=False)
+            threads = {} if _threads is None else {"intra_op_num_threads": _threads,
+                                                   "inter_op_num_threads": 1}
+            _engine = RapidOCR(print_verbose=False, **threads)
         return _engine
 
 

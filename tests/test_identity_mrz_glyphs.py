@@ -1,0 +1,126 @@
+"""Settling fillers against the pixels: an MRZ line drawn in OCR-B, read with its ``<``, ``K``
+and ``C`` mixed up, comes back as drawn; a line that cannot be placed comes back as read."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.identity_support import require_modules, require_ocr_b_font
+from vigil.identity import _mrz_glyphs
+from vigil.identity._mrz_glyphs import SETTLED, settle_fillers
+
+
+@pytest.fixture(autouse=True)
+def _needs_font():
+    require_ocr_b_font()
+    require_modules("cv2")
+
+
+def _line_image(text: str, *, size: int = 30, blur: float = 0.0, noise: float = 0.0,
+                jpeg: int | None = None, seed: int = 0) -> np.ndarray:
+    """``text`` drawn in OCR-B and cut out the way the OCR step cuts an MRZ line (a margin of
+    0.8 of the line's height at each side, 0.1 above and below), as BGR."""
+    from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+    font = ImageFont.truetype(str(_mrz_glyphs.OCR_B_FONT), size)
+    _l, top, _r, bottom = font.getbbox(text)
+    height = bottom - top
+    pad_x, pad_y = int(0.8 * height), max(int(0.1 * height), 1)
+    img = Image.new("RGB", (int(font.getlength(text)) + 2 * pad_x, height + 2 * pad_y),
+                    (235, 232, 225))
+    ImageDraw.Draw(img).text((pad_x, pad_y - top), text, font=font, fill=(20, 20, 30))
+    if blur:
+        img = img.filter(ImageFilter.GaussianBlur(blur))
+    arr = np.asarray(img, dtype=np.float32)
+    if noise:
+        arr = arr + np.random.default_rng(seed).normal(0, noise, arr.shape)
+    img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+    if jpeg:
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=jpeg)
+        img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    return np.ascontiguousarray(np.asarray(img)[:, :, ::-1])
+
+
+SPECIMEN = "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<"
+
+
+def test_fillers_read_as_letters_are_settled():
+    crop = _line_image("P<CANABERNATHY<KINGSLEY<<MIKAEL<<<<<<<<<<<<<")
+    read = "PKCANABERNATHYKKINGSLEYK<MIKAELKKK<<<<<<<<<C"
+    assert settle_fillers(crop, read) == "P<CANABERNATHY<KINGSLEY<<MIKAEL<<<<<<<<<<<<<"
+
+
+def test_real_letters_read_as_fillers_are_settled():
+    truth = "P<UTOKOCK<<CLARK<<<<<<<<<<<<<<<<<<<<<<<<<<<<"
+    read = truth.replace("K", "<").replace("C", "<")
+    assert len(read) == 44 and read.startswith("P<UTO<O<<<<<LAR<")
+    assert settle_fillers(_line_image(truth), read) == truth
+
+
+def test_other_characters_are_left_as_read():
+    """Only ``<``, ``K`` and ``C`` are settled: an O read as 0 stays for the check digits."""
+    crop = _line_image(SPECIMEN)
+    read = "PKUT0ERIKSS0N<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<"
+    assert settle_fillers(crop, read) == "P<UT0ERIKSS0N<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<"
+
+
+def test_unplaceable_lines_come_back_as_read():
+    crop = _line_image(SPECIMEN)
+    short = SPECIMEN[:40]  # no MRZ width: the cells cannot be placed
+    assert settle_fillers(crop, short) == short
+    blank = np.full_like(crop, 230)  # nothing drawn: nothing to lay the line over
+    assert settle_fillers(blank, SPECIMEN.replace("<", "K")) == SPECIMEN.replace("<", "K")
+    other = _line_image("HELLO")  # far too short an image for 44 characters
+    assert settle_fillers(other, SPECIMEN) == SPECIMEN
+
+
+def test_without_the_font_nothing_changes(monkeypatch):
+    monkeypatch.setattr(_mrz_glyphs, "_font_path", lambda: None)
+    read = "PKUTOERIKSSONKKANNA<MARIA<<<<<<<<<<<<<<<<<<<"
+    assert settle_fillers(_line_image(SPECIMEN), read) == read
+
+
+_NAME = st.text(alphabet="ABCKLMNORSTK", min_size=2, max_size=12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(surname=_NAME, given_names=st.lists(_NAME, min_size=0, max_size=3),
+       width=st.sampled_from([30, 36, 44]), data=st.data(),
+       size=st.integers(22, 40), blur=st.floats(0.0, 1.2), noise=st.floats(0.0, 12.0),
+       jpeg=st.sampled_from([None, 85, 60]))
+def test_any_mix_up_of_the_three_is_undone(surname, given_names, width, data, size, blur,
+                                           noise, jpeg):
+    """Whatever ``<``/``K``/``C`` a line is read with, the cells say which each one is, on a
+    line drawn at any size with blur, noise and JPEG of a mild scan."""
+    from vigil.identity._mrz import mrz_name
+
+    truth = mrz_name(surname, " ".join(given_names), width)
+    crop = _line_image(truth, size=size, blur=blur, noise=noise, jpeg=jpeg, seed=size)
+    positions = [i for i, ch in enumerate(truth) if ch in SETTLED]
+    flips = data.draw(st.lists(st.sampled_from(positions), unique=True,
+                               max_size=len(positions)))
+    read = list(truth)
+    for i in flips:
+        read[i] = data.draw(st.sampled_from([c for c in SETTLED if c != truth[i]]))
+    assert settle_fillers(crop, "".join(read)) == truth
+
+
+def test_a_whole_generated_passport_is_settled():
+    """The MRZ of a generated passport, cut out by the OCR step, with every filler read as K."""
+    require_modules("rapidocr_onnxruntime")
+    from datetime import date
+
+    from vigil.identity._docgen import generate_document
+    from vigil.identity._ocr import find_mrz
+
+    doc = generate_document(11, kind="passport", level="mild", today=date(2026, 1, 15))
+    candidate = find_mrz(doc.front)
+    assert candidate is not None
+    for crop, truth in zip(candidate.crops, doc.mrz_lines, strict=True):
+        assert settle_fillers(crop, truth.replace("<", "K")) == truth
