@@ -139,6 +139,37 @@ def test_another_tenant_gets_404_like_an_unknown_id(client):
         sid]
 
 
+def test_an_idempotency_key_creates_one_session(client, store):
+    first = client.post(URL, json=BODY, headers={**client.keys["score"], "Idempotency-Key": "k1"})
+    again = client.post(URL, json=BODY, headers={**client.keys["score"], "Idempotency-Key": "k1"})
+    assert first.status_code == again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert "idempotent-replayed" not in first.headers
+    listed = client.get(URL, headers=client.keys["score"]).json()["data"]
+    assert [s["id"] for s in listed] == [first.json()["id"]]
+    # another body under the same key is refused, and creates nothing
+    other = client.post(URL, json={**BODY, "metadata": {"order": "o_2"}},
+                        headers={**client.keys["score"], "Idempotency-Key": "k1"})
+    assert other.status_code == 409 and other.json()["error"]["type"] == "idempotency_conflict"
+    # another API key has keys of its own
+    acme = client.post(URL, json=BODY, headers={**client.keys["acme"], "Idempotency-Key": "k1"})
+    assert acme.status_code == 200 and acme.json()["id"] != first.json()["id"]
+    assert len(client.get(URL, headers=client.keys["score"]).json()["data"]) == 1
+    # what is kept with the key holds no personal data: the session's id and a keyed hash
+    import sqlalchemy as sa
+
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT * FROM idempotency")).fetchall()
+    assert rows and not any("Anna" in repr(r) or "1974" in repr(r) or "example" in repr(r)
+                            for r in rows)
+
+
+def test_a_bad_idempotency_key_is_a_422(client):
+    r = client.post(URL, json=BODY, headers={**client.keys["score"], "Idempotency-Key": "x" * 256})
+    assert r.status_code == 422 and "Idempotency-Key" in r.text
+
+
 def test_keys_are_required(client):
     assert client.post(URL, json=BODY).status_code == 401
     r = client.get(URL, headers={"Authorization": "Bearer vk_nope_nope"})

@@ -14,17 +14,21 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as FastApiPath
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from vigil.identity import DOCUMENT_TYPES, Claimed, SessionRequest, VerificationSessions
 from vigil.identity._sessions import MAX_FILE_BYTES, PURPOSES
 from vigil.serving._app import _ERRORS, ApiProblem, Key
 from vigil.serving._schemas import ApiError, VerificationSessionIn
-from vigil.store import SESSION_STATUSES
+from vigil.store import SESSION_STATUSES, ApiKey
 
 PREFIX = "/v1/identity/verification_sessions"
 
 _SessionId = Annotated[str, FastApiPath(min_length=1, max_length=100,
                                         description="the session's id, vs_...")]
+_IDEMPOTENCY_HEADER = {"name": "Idempotency-Key", "in": "header", "required": False,
+                       "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                       "description": "makes retries safe (see the route's description)"}
 _MORE = {**_ERRORS, 404: {"model": ApiError}, 409: {"model": ApiError},
          503: {"model": ApiError}}
 
@@ -39,11 +43,33 @@ def _sessions(request: Request) -> VerificationSessions:
     return sessions
 
 
+def _create(sessions: VerificationSessions, body: VerificationSessionIn, key: ApiKey
+            ) -> dict[str, Any]:
+    doc = body.options.document if body.options and body.options.document else None
+    session_request = SessionRequest(
+        body.type,
+        allowed_types=tuple(doc.allowed_types) if doc and doc.allowed_types
+        else DOCUMENT_TYPES,
+        require_matching_selfie=bool(doc and doc.require_matching_selfie),
+        require_id_number=bool(doc and doc.require_id_number),
+        min_age=doc.min_age if doc else None)
+    claimed = None
+    if body.claimed is not None:
+        c = body.claimed
+        claimed = Claimed(name=c.name, birth_date=c.dob, id_number=c.id_number,
+                          id_number_country=c.id_number_country)
+    return sessions.create(key.tenant, session_request, claimed=claimed,
+                           metadata=body.metadata,
+                           context={"account_id": body.account_id,
+                                    "device_id": body.device_id, "ip": body.ip,
+                                    "email": body.email})
+
+
 def identity_router() -> APIRouter:
     """The routes; the app holds the :class:`VerificationSessions` in ``state.identity``."""
     router = APIRouter(prefix=PREFIX, tags=["identity"])
 
-    @router.post("", responses=_MORE)
+    @router.post("", responses=_MORE, openapi_extra={"parameters": [_IDEMPOTENCY_HEADER]})
     def create_session(body: VerificationSessionIn, key: Key, request: Request) -> Any:
         """Create a verification session in `requires_input`: upload its files, then submit.
 
@@ -51,27 +77,44 @@ def identity_router() -> APIRouter:
         `require_matching_selfie`, `require_id_number`, `min_age`) or `id_number` (checks
         `claimed.id_number` against the name and date of birth). `claimed`, `metadata` and
         the context fields are stored encrypted.
+
+        Send an `Idempotency-Key` header to make retries safe: the same key and body answer
+        the session already created (as it is now, with `Idempotent-Replayed: true`), never
+        a second one; the same key with another body, or on another route, is a 409.
         """
         sessions = _sessions(request)
-        doc = body.options.document if body.options and body.options.document else None
-        session_request = SessionRequest(
-            body.type,
-            allowed_types=tuple(doc.allowed_types) if doc and doc.allowed_types
-            else DOCUMENT_TYPES,
-            require_matching_selfie=bool(doc and doc.require_matching_selfie),
-            require_id_number=bool(doc and doc.require_id_number),
-            min_age=doc.min_age if doc else None)
-        claimed = None
-        if body.claimed is not None:
-            c = body.claimed
-            claimed = Claimed(name=c.name, birth_date=c.dob, id_number=c.id_number,
-                              id_number_country=c.id_number_country)
-        return sessions.create(key.tenant, session_request, claimed=claimed,
-                               metadata=body.metadata,
-                               context={"account_id": body.account_id,
-                                        "device_id": body.device_id, "ip": body.ip,
-                                        "email": body.email})
-
+        idem = request.headers.get("idempotency-key")
+        if idem is None:
+            return _create(sessions, body, key)
+        if not 0 < len(idem) <= 255:
+            raise ApiProblem(422, "invalid_request", "Idempotency-Key: 1 to 255 characters",
+                             [{"field": "Idempotency-Key", "reason": "1 to 255 characters"}])
+        # the route is part of what is compared, so a key reused on another route conflicts;
+        # only the session's id is kept with the key (the body holds personal data, which is
+        # stored sealed, never in the clear)
+        # (keyed, like every lookup of personal data: a plain hash of a name and a birth date
+        # could be reversed by trying them)
+        request_text = f"POST {PREFIX}\n{body.model_dump_json()}"
+        digest = next(iter(sessions.keys.lookup_tokens(request_text).values()))
+        store = sessions.store
+        answer = store.idempotency_begin(key.id, idem, digest)
+        if answer.state == "replay":
+            session_id = (answer.body or {}).get("id")
+            return JSONResponse(sessions.get(key.tenant, session_id),
+                                headers={"Idempotent-Replayed": "true"})
+        if answer.state == "conflict":
+            raise ApiProblem(409, "idempotency_conflict", f"Idempotency-Key '{idem}' was used "
+                             "with a different request")
+        if answer.state == "in_progress":
+            raise ApiProblem(409, "idempotency_in_progress", f"a request with Idempotency-Key "
+                             f"'{idem}' is still running; retry in a moment")
+        try:
+            created = _create(sessions, body, key)
+        except Exception:
+            store.idempotency_release(key.id, idem)
+            raise
+        store.idempotency_complete(key.id, idem, 200, {"id": created["id"]})
+        return created
     @router.get("", responses=_MORE)
     def list_sessions(key: Key, request: Request,
                       status: Annotated[str | None, Query(
