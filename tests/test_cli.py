@@ -221,3 +221,25 @@ def test_score_input_file_needs_labels_for_label_aware_features(world, bundle, t
     scores = pq.read_table(tmp_path / "s.parquet")
     assert scores.num_rows == data.num_rows
     assert pa.types.is_int64(scores.schema.field("risk_score").type)
+
+
+def test_train_with_the_identity_graph(world, tmp_path):
+    """The identity graph needs accounts: a Handbook-style dataset is refused in one line; a
+    realistic one trains a bundle whose inputs end with the graph's features."""
+    refused = run("train", "--data", str(world), "--identity-graph", "--out",
+                  str(tmp_path / "no"))
+    assert refused.exit_code == 1 and "no accounts table" in refused.stderr
+    assert "Traceback" not in refused.output + refused.stderr
+    realistic = tmp_path / "realistic"
+    made = run("simulate", "--preset", "small", "--days", "40", "--seed", "2", "--out",
+               str(realistic))
+    assert made.exit_code == 0, made.output
+    out = tmp_path / "graph-model"
+    result = run("train", "--data", str(realistic), "--identity-graph", "--param",
+                 "n_estimators=20", "--out", str(out))
+    assert result.exit_code == 0, result.output + result.stderr
+    doc = json.loads((out / "bundle.json").read_text())
+    from vigil.identity._graph import FEATURES
+
+    assert doc["identity_graph"]["features"] == list(FEATURES)
+    assert doc["model"]["feature_names"][-len(FEATURES):] == list(FEATURES)

@@ -346,17 +346,83 @@ def test_rings_share_faces_and_devices_on_the_realistic_world(ring_world) -> Non
         assert np.nanmedian(v[ring]) > np.nanmedian(v[legit]) + 1, name
 
 
-def test_the_benchmark_appends_graph_columns_row_for_row(ring_world) -> None:
-    from vigil.bench._identity_graph import with_graph
+@pytest.fixture(scope="module")
+def graph_bundle(ring_world):
+    """A small model on one card count and three of the identity graph's features."""
     from vigil.features import Count, FeatureSet
-    from vigil.pipeline import prepare
+    from vigil.pipeline import default_train_window, graph_spec, prepare, train_bundle
 
     fs = FeatureSet("tiny", {"card": "card_id"}, [Count(by="card", window="1d")])
     prepared = prepare(ring_world, fs)
+    spec = graph_spec(FEATURES[:3])
+    bundle = train_bundle(prepared, default_train_window(prepared, delay_days=3),
+                          params={"n_estimators": 20}, identity_graph=spec)
+    return bundle, prepared, fs
+
+
+def test_a_bundle_trains_on_graph_features_row_for_row(ring_world, graph_bundle) -> None:
+    from vigil.pipeline import model_inputs
+
+    bundle, prepared, _fs = graph_bundle
+    assert bundle.feature_names == ["count_by_card_1d", *FEATURES[:3]]
+    assert bundle.identity_graph["features"] == list(FEATURES[:3])
+    inputs = model_inputs(bundle, prepared)
     graph = identity_graph_features(ring_world)
-    both = with_graph(prepared, graph, FEATURES[:2], "tiny_graph")
-    assert both.feature_set.names == ["count_by_card_1d", *FEATURES[:2]]
-    assert both.matrix().shape == (prepared.payments.num_rows, 3)
-    with pytest.raises(ConfigError, match="not the prepared payments in order"):
-        with_graph(prepared, graph.take(pa.array(np.arange(graph.num_rows)[::-1])),
-                   FEATURES[:2], "x")
+    for name in FEATURES[:3]:
+        assert inputs.column(name).equals(graph.column(name)), name
+
+
+def test_a_graph_bundle_saves_loads_and_scores_the_same(ring_world, graph_bundle,
+                                                        tmp_path) -> None:
+    import json
+
+    from vigil._errors import ModelError
+    from vigil.models import ModelBundle
+    from vigil.pipeline import prepare, score_window
+
+    bundle, prepared, fs = graph_bundle
+    bundle.save(tmp_path / "b")
+    loaded = ModelBundle.load(tmp_path / "b")
+    assert loaded.identity_graph == bundle.identity_graph
+    # scored again from the dataset alone: the graph is rebuilt from its accounts
+    again = score_window(loaded, prepare(ring_world, fs))
+    assert again.column("probability").equals(score_window(bundle, prepared).column(
+        "probability"))
+    doc = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    doc["identity_graph"]["features"] = list(FEATURES[3:6])
+    (tmp_path / "b" / "bundle.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelError, match="identity graph"):
+        ModelBundle.load(tmp_path / "b")
+
+
+def test_graph_features_are_refused_where_they_cannot_be_built(graph_bundle) -> None:
+    from dataclasses import replace
+
+    from vigil.pipeline import graph_spec, model_inputs
+    from vigil.scoring import Scorer
+
+    bundle, prepared, _fs = graph_bundle
+    with pytest.raises(ConfigError, match="accounts"):
+        model_inputs(bundle, replace(prepared, data=None, built={}))
+    with pytest.raises(ConfigError, match="unknown identity-graph feature 'nope'"):
+        graph_spec(["nope"])
+    with pytest.raises(ConfigError, match="online scoring cannot build them"):
+        Scorer(bundle)
+
+
+def test_the_lift_benchmark_trains_the_three_models(tmp_path) -> None:
+    """`vigil bench identity --only graph` on the small preset: the same features with and
+    without the graph's, each a bundle built by the pipeline, and the tables written."""
+    from vigil.bench._identity_graph import run_identity_graph_benchmark
+
+    result = run_identity_graph_benchmark(
+        preset="small", seed=7, out_dir=tmp_path,
+        scenario_rates={"synthetic_identity_ring": 0.6},
+        settings={"": {"n_estimators": 15, "early_stopping_rounds": None}})
+    models = result["models"]
+    assert list(models) == ["payments_realistic", "+ identity graph", "+ graph, local only"]
+    base = models["payments_realistic"]["inputs"]
+    assert models["+ identity graph"]["inputs"] == base + len(FEATURES)
+    assert models["+ graph, local only"]["inputs"] == base + len(FEATURES) - 6
+    assert result["graph"]["test_month"]
+    assert (tmp_path / "identity_graph_small.md").read_text().count("identity graph") >= 2

@@ -360,10 +360,15 @@ def features_build(data: Path, feature_spec: str, out: Path, engine: str, master
               default=None, help="A sequence encoder checkpoint (from `vigil pretrain`, with "
               "its PCA): its principal components become model inputs and the bundle "
               "carries the encoder (see docs/sequence.md).")
+@click.option("--identity-graph", "identity_graph", is_flag=True,
+              help="Add the identity graph's point-in-time features (accounts linked by "
+                   "address, document and face; fraud known in their component) as model "
+                   "inputs; needs a realistic-world dataset, and the bundle scores offline "
+                   "only (see docs/identity.md).")
 def train(data: Path, feature_spec: str, out: Path, train_start: str | None,
           train_end: str | None, as_of: str | None, delay: int, valid_days: int,
           params: tuple[str, ...], engine: str, master: str, num_workers: int,
-          sequence_dir: Path | None) -> None:
+          sequence_dir: Path | None, identity_graph: bool) -> None:
     """Train a calibrated XGBoost model and save it as a bundle.
 
     Payments in [train-start, train-end) are the training rows; their labels are those
@@ -381,12 +386,15 @@ def train(data: Path, feature_spec: str, out: Path, train_start: str | None,
         --param max_depth=5 --out runs/model
       vigil train --data data/world --engine spark --master local[2] --out runs/model
       vigil train --data data/world --sequence runs/encoder --out runs/model-seq
+      vigil train --data data/realistic --identity-graph --out runs/model-graph
     """
     step = _Step()
     fs = _feature_set(feature_spec)
     model_params = _parse_params(params)
     if sequence_dir is not None and engine == "spark":
         raise click.UsageError("--sequence works with --engine local only")
+    if identity_graph and engine == "spark":
+        raise click.UsageError("--identity-graph works with --engine local only")
     if engine == "spark":
         from vigil.features.offline import read_dataset_spark, spark_job
         from vigil.pipeline._spark_jobs import spark_data_span, train_bundle_spark
@@ -403,7 +411,7 @@ def train(data: Path, feature_spec: str, out: Path, train_start: str | None,
         return
 
     from vigil.events import open_dataset
-    from vigil.pipeline import data_span, prepare, train_bundle
+    from vigil.pipeline import data_span, graph_spec, prepare, train_bundle
 
     step(f"reading {data}")
     dataset = open_dataset(data)
@@ -412,7 +420,8 @@ def train(data: Path, feature_spec: str, out: Path, train_start: str | None,
     window = _train_window(*data_span(prepared), train_start, train_end, as_of, delay,
                            valid_days)
     bundle = train_bundle(prepared, window, params=model_params, progress=step,
-                          sequence=sequence_dir)
+                          sequence=sequence_dir,
+                          identity_graph=graph_spec() if identity_graph else None)
     _save_trained(bundle, data, out, step)
 
 

@@ -45,9 +45,9 @@ from vigil.bench._scenarios import (
     _windows,
 )
 from vigil.evaluation import labels_known_at
-from vigil.features import FeatureSet, payments_realistic
-from vigil.identity._graph import FEATURES, LINKING, MAX_LINKS, identity_graph_features
-from vigil.pipeline import Prepared, prepare, test_rows, train_bundle
+from vigil.features import payments_realistic
+from vigil.identity._graph import FEATURES, LINKING, MAX_LINKS
+from vigil.pipeline import graph_spec, graph_table, prepare, test_rows, train_bundle
 
 LOCAL_FEATURES = tuple(f for f in FEATURES if not f.startswith("graph_component_"))
 FOCUS = ("synthetic_identity_ring", "account_takeover")
@@ -56,34 +56,6 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "": {}, " (300 trees)": {"n_estimators": 300, "early_stopping_rounds": None}}
 """RiskModel parameters per model-name suffix: its defaults, and 300 trees without early
 stopping."""
-
-
-class _WithColumns(FeatureSet):
-    """A feature set whose model inputs are its own features followed by ``extra`` columns
-    computed elsewhere (here the identity graph's); only for training and scoring in memory,
-    a bundle of it cannot be served (the engine does not know the extra columns)."""
-
-    def __init__(self, base: FeatureSet, name: str, extra: tuple[str, ...]) -> None:
-        super().__init__(name, base.entity_keys, base.features)
-        object.__setattr__(self, "extra", tuple(extra))
-
-    @property
-    def names(self) -> list[str]:
-        return [*super().names, *self.extra]
-
-
-def with_graph(prepared: Prepared, graph: pa.Table, columns: tuple[str, ...], name: str
-               ) -> Prepared:
-    """``prepared`` with the graph feature ``columns`` appended to its feature table (the
-    graph table must hold the same payments in the same order) and model inputs to match."""
-    if not graph.column("payment_id").equals(prepared.features.column("payment_id")):
-        raise ConfigError("the identity graph's rows are not the prepared payments in order; "
-                          "build both from the same dataset")
-    features = prepared.features
-    for c in columns:
-        features = features.append_column(c, graph.column(c))
-    return replace(prepared, features=features,
-                   feature_set=_WithColumns(prepared.feature_set, name, columns))
 
 
 def _world(preset: str, seed: int, scenario_rates: dict[str, float] | None, say: Progress
@@ -139,7 +111,7 @@ def run_identity_graph_benchmark(*, preset: str = "medium", seed: int = 7,
     base = prepare(events, payments_realistic())
     feature_s = time.perf_counter() - t
     t = time.perf_counter()
-    graph = identity_graph_features(events, max_links=max_links, kinds=kinds)
+    graph = graph_table(base, graph_spec(FEATURES, max_links=max_links, kinds=kinds))
     graph_s = time.perf_counter() - t
     say(f"features: realistic {feature_s:.1f} s, identity graph {graph_s:.1f} s")
 
@@ -148,26 +120,29 @@ def run_identity_graph_benchmark(*, preset: str = "medium", seed: int = 7,
     y_true = np.asarray(pc.is_in(ids, truth_ids).to_numpy(zero_copy_only=False), dtype=bool)
     y_labels = labels_known_at(ids, base.labels, None)
     scenario = base.scenarios()
+    # the graph's columns come after the feature set's (built once, above, and reused)
     variants = {
-        base.feature_set.name: base,
-        "+ identity graph": with_graph(base, graph, FEATURES, "realistic_graph"),
-        "+ graph, local only": with_graph(base, graph, LOCAL_FEATURES, "realistic_graph_local"),
+        base.feature_set.name: None,
+        "+ identity graph": graph_spec(FEATURES, max_links=max_links, kinds=kinds),
+        "+ graph, local only": graph_spec(LOCAL_FEATURES, max_links=max_links, kinds=kinds),
     }
     models: dict[str, Any] = {}
     test_mask = None
     dropped = 0
-    runs = [(f"{v}{suffix}", prepared, params) for suffix, params in (settings or SETTINGS).items()
-            for v, prepared in variants.items()]
-    for label, prepared, params in runs:
-        say(f"training '{label}' ({len(prepared.feature_set.names)} inputs)")
+    runs = [(f"{v}{suffix}", spec, params) for suffix, params in (settings or SETTINGS).items()
+            for v, spec in variants.items()]
+    prepared = base
+    for label, spec, params in runs:
+        inputs = len(base.feature_set.names) + (len(spec["features"]) if spec else 0)
+        say(f"training '{label}' ({inputs} inputs)")
         t = time.perf_counter()
-        bundle = train_bundle(prepared, main, params=params)
+        bundle = train_bundle(prepared, main, params=params, identity_graph=spec)
         train_s = time.perf_counter() - t
         if test_mask is None:
             test_mask, dropped = test_rows(bundle, prepared, main.label_cutoff, w["end"])
         block = _block_threshold(bundle, prepared, main)
         models[label] = {
-            "inputs": len(prepared.feature_set.names), "params": params,
+            "inputs": len(bundle.feature_names), "params": params,
             "validation": bundle.metrics.get("validation", {}),
             "trees": bundle.model.best_iteration_ + 1, "block": block,
             "train_seconds": train_s,

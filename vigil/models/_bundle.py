@@ -75,11 +75,14 @@ class ModelBundle:
     def __init__(self, feature_set: FeatureSet, model: RiskModel, *,
                  training: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
                  model_version: str | None = None, created_at: str | None = None,
-                 sequence: Any = None) -> None:
+                 sequence: Any = None, identity_graph: dict[str, Any] | None = None) -> None:
         self.feature_set = feature_set
         self.model = model
         # a vigil.models.sequence.SequenceRuntime whose features follow the feature set's
         self.sequence = sequence
+        # the identity graph's features that follow those: {"features": [...], "max_links":
+        # n, "kinds": [...]}, computed from the dataset (vigil.identity._graph); offline only
+        self.identity_graph = dict(identity_graph) if identity_graph else None
         self.training = dict(training or {})
         self.metrics = dict(metrics or {})
         self.model_version = model_version
@@ -93,6 +96,12 @@ class ModelBundle:
     def sequence_names(self) -> list[str]:
         """The model inputs the sequence encoder gives (empty without one)."""
         return list(self.sequence.feature_names) if self.sequence is not None else []
+
+    @property
+    def graph_names(self) -> list[str]:
+        """The model inputs the identity graph gives, after the sequence encoder's (empty
+        without)."""
+        return list(self.identity_graph["features"]) if self.identity_graph else []
 
     def predict_proba(self, features: pa.Table) -> np.ndarray:
         return self.model.predict_proba(feature_matrix(features, self.feature_names))
@@ -132,6 +141,8 @@ class ModelBundle:
         }
         if self.sequence is not None:
             doc["sequence"] = _save_sequence(self.sequence, folder / SEQUENCE_DIR)
+        if self.identity_graph:
+            doc["identity_graph"] = self.identity_graph
         (folder / "bundle.json").write_text(json.dumps(doc, indent=2, default=_json_default)
                                             + "\n")
         return folder
@@ -150,10 +161,12 @@ class ModelBundle:
         sequence = _load_sequence(folder, doc["sequence"]) if doc.get("sequence") else None
         bundle = cls(feature_set, model, training=doc.get("training"),
                      metrics=doc.get("metrics"), model_version=doc.get("model_version"),
-                     created_at=doc.get("created_at"), sequence=sequence)
-        if bundle.feature_names != [*feature_set.names, *bundle.sequence_names]:
+                     created_at=doc.get("created_at"), sequence=sequence,
+                     identity_graph=doc.get("identity_graph"))
+        if bundle.feature_names != [*feature_set.names, *bundle.sequence_names,
+                                    *bundle.graph_names]:
             raise ModelError(f"{path}: the model's inputs are not the feature set's features "
-                             "followed by the sequence encoder's")
+                             "followed by the sequence encoder's and the identity graph's")
         return bundle
 
 

@@ -7,8 +7,8 @@ This is the layer above features, models and evaluation; the command-line tool c
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,6 +43,10 @@ class Prepared:
     truth: pa.Table | None
     feature_set: FeatureSet
     fingerprint: str
+    # the dataset itself, for model inputs built from more than payments and labels (the
+    # identity graph reads accounts and verification sessions); and what was built from it
+    data: EventData | None = field(default=None, repr=False, compare=False)
+    built: dict[Any, pa.Table] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def ts(self) -> pa.ChunkedArray:
@@ -72,7 +76,8 @@ def prepare(data: EventData, feature_set: FeatureSet, *, threads: int | None = N
     payments = data.payments.sort_by([("ts", "ascending"), ("payment_id", "ascending")])
     if not payments.column("payment_id").equals(features.column("payment_id")):
         raise AssertionError("feature rows are not in payment order")  # pragma: no cover
-    return Prepared(payments, features, data.labels, data.truth, feature_set, data.fingerprint())
+    return Prepared(payments, features, data.labels, data.truth, feature_set, data.fingerprint(),
+                    data=data)
 
 
 def data_span(data: EventData | Prepared) -> tuple[datetime, datetime]:
@@ -139,28 +144,73 @@ def sequence_matrix(runtime: Any, prepared: Prepared) -> np.ndarray:
     return runtime.features_batch(prepared.payments)
 
 
+def graph_spec(features: Sequence[str] | None = None, *, max_links: int | None = None,
+               kinds: Sequence[str] | None = None) -> dict[str, Any]:
+    """What a bundle records of its identity-graph inputs: the features (default: all of
+    :data:`vigil.identity._graph.FEATURES`), the cap on accounts an attribute links and the
+    attributes that join components (the graph's defaults when not given)."""
+    from vigil.identity._graph import FEATURES, LINKING, MAX_LINKS
+
+    names = list(FEATURES if features is None else features)
+    unknown = [n for n in names if n not in FEATURES]
+    if unknown or not names:
+        raise ConfigError(f"unknown identity-graph feature {unknown[0] if unknown else '(none)'!r}"
+                          f"; choose among {', '.join(FEATURES)}")
+    return {"features": names, "max_links": int(max_links or MAX_LINKS),
+            "kinds": list(LINKING if kinds is None else kinds)}
+
+
+def graph_table(prepared: Prepared, spec: Mapping[str, Any]) -> pa.Table:
+    """The identity graph's features for every payment of ``prepared``, row for row, point in
+    time (:func:`vigil.identity._graph.identity_graph_features` with ``spec``'s settings),
+    built once per dataset and settings, then reused."""
+    from vigil.identity._graph import identity_graph_features
+
+    if prepared.data is None or getattr(prepared.data, "accounts", None) is None:
+        raise ConfigError("the identity graph's features need the dataset's accounts and "
+                          "verification sessions (a realistic-world dataset: vigil simulate "
+                          "--world realistic); this dataset has no accounts table")
+    key = ("identity_graph", int(spec["max_links"]), tuple(spec["kinds"]))
+    table = prepared.built.get(key)
+    if table is None:
+        table = identity_graph_features(prepared.data, max_links=int(spec["max_links"]),
+                                        kinds=tuple(spec["kinds"]))
+        prepared.built[key] = table
+    if not table.column("payment_id").equals(prepared.payments.column("payment_id")):
+        raise ConfigError("the identity graph's rows are not the prepared payments in order; "
+                          "build both from the same dataset")
+    return table
+
+
 def model_inputs(bundle: ModelBundle, prepared: Prepared) -> pa.Table:
-    """``prepared``'s feature table with the bundle's sequence features appended (the table
-    itself for a bundle without a sequence encoder)."""
-    if bundle.sequence is None:
-        return prepared.features
-    S = sequence_matrix(bundle.sequence, prepared)
+    """``prepared``'s feature table with the bundle's sequence features and identity-graph
+    features appended (the table itself for a bundle with neither)."""
     table = prepared.features
-    for j, name in enumerate(bundle.sequence_names):
-        table = table.append_column(name, pa.array(S[:, j].astype(np.float64),
-                                                   from_pandas=True))
+    if bundle.sequence is not None:
+        S = sequence_matrix(bundle.sequence, prepared)
+        for j, name in enumerate(bundle.sequence_names):
+            table = table.append_column(name, pa.array(S[:, j].astype(np.float64),
+                                                       from_pandas=True))
+    if bundle.identity_graph:
+        graph = graph_table(prepared, bundle.identity_graph)
+        for name in bundle.graph_names:
+            table = table.append_column(name, graph.column(name))
     return table
 
 
 def train_bundle(prepared: Prepared, window: TrainWindow, *,
                  params: Mapping[str, Any] | None = None,
                  progress: Progress | None = None,
-                 sequence: Any = None) -> ModelBundle:
+                 sequence: Any = None,
+                 identity_graph: Mapping[str, Any] | None = None) -> ModelBundle:
     """Fit a :class:`~vigil.models.RiskModel` on ``window`` and wrap it in a bundle.
 
     ``sequence``: a sequence encoder checkpoint folder (from ``vigil pretrain``) or a
     :class:`~vigil.models.sequence.SequenceRuntime`; its principal components for every
     payment become model inputs after the feature set's, and the bundle carries the encoder.
+    ``identity_graph``: a :func:`graph_spec`; the identity graph's point-in-time features
+    (accounts linked by address, document and face; the fraud known in their component)
+    come after those, and the bundle records the spec to build them again when it scores.
     """
     say = progress or (lambda _msg: None)
     runtime = None
@@ -189,6 +239,14 @@ def train_bundle(prepared: Prepared, window: TrainWindow, *,
         names += runtime.feature_names
         sequence_record = {"checkpoint": str(runtime.folder), "seconds": round(seconds, 2),
                            "features": runtime.feature_names}
+    if identity_graph:
+        identity_graph = dict(identity_graph)
+        t0 = time.perf_counter()
+        graph = graph_table(prepared, identity_graph)
+        X = np.hstack([X, feature_matrix(graph, list(identity_graph["features"]))])
+        names += list(identity_graph["features"])
+        say(f"identity graph: {len(identity_graph['features'])} inputs in "
+            f"{time.perf_counter() - t0:.1f} s")
     model = RiskModel(**dict(params or {}))
     say(f"training on {int(fit_mask.sum()):,} payments ({int(y_all[fit_mask].sum()):,} frauds "
         f"known by {window.label_cutoff:%Y-%m-%d}), validating on {int(valid_mask.sum()):,}")
@@ -213,7 +271,7 @@ def train_bundle(prepared: Prepared, window: TrainWindow, *,
     if sequence_record is not None:
         training["sequence"] = sequence_record
     return ModelBundle(prepared.feature_set, model, training=training, metrics=metrics,
-                       sequence=runtime)
+                       sequence=runtime, identity_graph=identity_graph or None)
 
 
 def score_window(bundle: ModelBundle, prepared: Prepared, start: datetime | None = None,

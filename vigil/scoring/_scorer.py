@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from vigil._errors import ConfigError
 from vigil.features.online import FeatureState, OnlineFeatures
 from vigil.models import ModelBundle
 from vigil.models._risk_score import risk_level_one, risk_score_one
@@ -82,6 +83,12 @@ class Scorer:
 
     def __init__(self, bundle: ModelBundle, online: OnlineFeatures | None = None, *,
                  rules: Any = None, lists: Any = None, top_reasons: int = 3) -> None:
+        if bundle.identity_graph:
+            raise ConfigError(
+                f"{bundle.model_version or 'this bundle'}: its model reads the identity graph's "
+                "features, which are built offline from a whole dataset; online scoring "
+                "cannot build them per payment yet. Serve a bundle trained without "
+                "--identity-graph")
         self.bundle = bundle
         self.model = bundle.model.for_serving()
         self.online = online if online is not None else online_features(bundle)
