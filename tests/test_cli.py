@@ -243,3 +243,16 @@ def test_train_with_the_identity_graph(world, tmp_path):
 
     assert doc["identity_graph"]["features"] == list(FEATURES)
     assert doc["model"]["feature_names"][-len(FEATURES):] == list(FEATURES)
+
+
+def test_serve_refuses_a_bundle_with_identity_graph_features(bundle, tmp_path):
+    import shutil
+
+    folder = tmp_path / "graph-bundle"
+    shutil.copytree(bundle, folder)
+    doc = json.loads((folder / "bundle.json").read_text())
+    doc["identity_graph"] = {"features": [], "max_links": 8, "kinds": ["address"]}
+    (folder / "bundle.json").write_text(json.dumps(doc))
+    result = run("serve", "--bundle", str(folder), "--store", str(tmp_path / "v.db"))
+    assert result.exit_code == 1
+    assert "identity graph" in result.stderr and "Traceback" not in result.stderr

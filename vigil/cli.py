@@ -1290,11 +1290,13 @@ def serve(bundle: Path, store_url: str, redis_url: str | None, host: str, port: 
     import uvicorn
 
     from vigil.models import ModelBundle
+    from vigil.scoring import check_servable
     from vigil.serving import Settings, check_workers
     from vigil.store import Store
 
     check_workers(workers, redis_url)
-    ModelBundle.load(bundle)  # fail here, in one line, rather than in every worker
+    # fail here, in one line, rather than in every worker
+    check_servable(ModelBundle.load(bundle))
     if os.environ.get("VIGIL_IDENTITY_KEY"):
         _key_ring(os.environ["VIGIL_IDENTITY_KEY"])  # the same for a malformed identity key
     Store.open(store_url, migrate=True).close()

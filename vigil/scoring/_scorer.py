@@ -67,6 +67,16 @@ def online_features(bundle: ModelBundle, state: FeatureState | None = None) -> O
     return OnlineFeatures(bundle.feature_set, state, keep_last=keep)
 
 
+def check_servable(bundle: ModelBundle) -> None:
+    """Raise :class:`~vigil.ConfigError` for a bundle whose inputs cannot be built per
+    payment online (the identity graph's, built offline from a whole dataset)."""
+    if bundle.identity_graph:
+        raise ConfigError(
+            f"{bundle.model_version or 'this bundle'}: its model reads the identity graph's "
+            "features, which are built offline from a whole dataset; online scoring cannot "
+            "build them per payment yet. Serve a bundle trained without --identity-graph")
+
+
 class Scorer:
     """Scores payments with a model bundle, online features, and optionally rules and lists.
 
@@ -83,12 +93,7 @@ class Scorer:
 
     def __init__(self, bundle: ModelBundle, online: OnlineFeatures | None = None, *,
                  rules: Any = None, lists: Any = None, top_reasons: int = 3) -> None:
-        if bundle.identity_graph:
-            raise ConfigError(
-                f"{bundle.model_version or 'this bundle'}: its model reads the identity graph's "
-                "features, which are built offline from a whole dataset; online scoring "
-                "cannot build them per payment yet. Serve a bundle trained without "
-                "--identity-graph")
+        check_servable(bundle)
         self.bundle = bundle
         self.model = bundle.model.for_serving()
         self.online = online if online is not None else online_features(bundle)
