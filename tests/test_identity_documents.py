@@ -279,3 +279,21 @@ def test_a_claim_matches_given_names_the_mrz_truncated(docgen, ocr_ready):
                             claimed=Claimed(name=f"{doc.truth.given_names} {doc.truth.surname}"),
                             today=TODAY)
     assert fields.surname == doc.truth.surname
+
+
+def test_the_ocr_runs_on_the_threads_asked_for(ocr_ready):
+    """One OCR thread per worker process when several share the cores (``--ocr-threads``)."""
+    from vigil.identity import _ocr
+
+    with pytest.raises(ValueError, match="at least 1"):
+        _ocr.use_threads(0)
+    try:
+        _ocr.use_threads(1)
+        engine = _ocr._rapidocr()
+        for ort_session in (engine.text_det.infer.session, engine.text_rec.session.session):
+            assert ort_session.get_session_options().intra_op_num_threads == 1
+        _ocr.use_threads(1)
+        assert _ocr._rapidocr() is engine  # the same setting keeps the loaded models
+    finally:
+        _ocr.use_threads(None)
+    assert _ocr._rapidocr() is not engine

@@ -1763,8 +1763,11 @@ def _reference_rows(path: Path) -> Iterator[tuple[str, str, str, Any]]:
 @click.option("--poll", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
               help="Seconds to wait when no session is waiting.")
 @click.option("--once", is_flag=True, help="Process what is waiting, then exit.")
+@click.option("--ocr-threads", type=click.IntRange(min=1), default=None,
+              help="Threads for the OCR models [default: one per core]; with one worker per "
+                   "core, 1 (measured: two processes on 2 cores fall behind one otherwise).")
 def identity_worker(store_url: str, identity_key: str | None, poll: float,
-                    once: bool) -> None:
+                    once: bool, ocr_threads: int | None) -> None:
     """Process submitted verification sessions (alongside or instead of the service's
     own worker threads; any number may share a store).
 
@@ -1772,11 +1775,14 @@ def identity_worker(store_url: str, identity_key: str | None, poll: float,
     Examples:
       vigil identity worker --store postgresql://vigil@db/vigil
       vigil identity worker --store vigil.db --once
+      vigil identity worker --store vigil.db --ocr-threads 1   # one of several
     """
     import logging
 
     from vigil.identity import Worker
+    from vigil.identity._ocr import use_threads
 
+    use_threads(ocr_threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     sessions = _identity_sessions(store_url, identity_key)
     try:
