@@ -13,13 +13,13 @@ from vigil._errors import ModelError
 from vigil.models.sequence._config import SequenceConfig
 from vigil.models.sequence._files import checked_file, read_doc
 from vigil.models.sequence._pca import EmbeddingPCA
+from vigil.models.sequence._token_cache import DEFAULT_SIZE, TokenCache
 from vigil.models.sequence._tokens import (
     _string_columns,
     chunk_index,
     gather,
     tokenize,
     trim,
-    window_inputs,
 )
 
 
@@ -32,7 +32,8 @@ class SequenceRuntime:
     ``threads=1`` suits a service that scores many payments in parallel.
     """
 
-    def __init__(self, folder: str | Path, *, threads: int = 1) -> None:
+    def __init__(self, folder: str | Path, *, threads: int = 1,
+                 token_cache: int = DEFAULT_SIZE) -> None:
         try:
             import onnxruntime as ort
         except ImportError:  # pragma: no cover - depends on the install
@@ -51,6 +52,8 @@ class SequenceRuntime:
                                             providers=["CPUExecutionProvider"])
         self.pca = (EmbeddingPCA.load(checked_file(folder, doc, "pca"))
                     if "pca" in doc.get("files", {}) else None)
+        # the tokens of recent payments, reused by the next payment of the same entity
+        self.tokens = TokenCache(self.config, token_cache)
 
     def embed(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         """Embeddings (B, T, C) of windows of token arrays (``cat``, ``num``, ``order``)."""
@@ -60,7 +63,7 @@ class SequenceRuntime:
     def embed_one(self, history: Iterable[Mapping[str, Any]],
                   payment: Mapping[str, Any]) -> np.ndarray:
         """The embedding (C,) of ``payment`` given its entity's earlier payments."""
-        return self.embed(window_inputs(history, payment, self.config))[0, -1]
+        return self.embed(self.tokens.inputs(history, payment))[0, -1]
 
     def features_one(self, history: Iterable[Mapping[str, Any]],
                      payment: Mapping[str, Any]) -> np.ndarray:

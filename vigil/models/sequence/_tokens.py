@@ -306,14 +306,21 @@ def tokenize(payments: pa.Table, config: SequenceConfig) -> Tokens:
 
 
 def _micros(value: Any) -> int:
+    if isinstance(value, datetime):
+        return _datetime_micros(value)
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, np.datetime64):
         return int(value.astype("datetime64[us]").astype(np.int64))
-    if isinstance(value, datetime):
-        d = (value if value.tzinfo is not None else value.replace(tzinfo=UTC)) - _EPOCH
-        return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
     raise SchemaError(f"ts {value!r} is not a time; give a datetime or integer microseconds")
+
+
+@lru_cache(maxsize=1 << 16)
+def _datetime_micros(value: datetime) -> int:
+    # remembered: the service converts each kept payment's time again for every later
+    # payment of its entity (equal datetimes are equal instants, whatever their zone)
+    d = (value if value.tzinfo is not None else value.replace(tzinfo=UTC)) - _EPOCH
+    return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
 
 
 def window_rows(history: Iterable[Mapping[str, Any]], payment: Mapping[str, Any],
