@@ -276,3 +276,30 @@ def test_corruptions_repaired_to_the_truth_or_refused(seed, fmt, rate):
     assert replace(read.fields, repaired=0) == fields  # never a different identity
     assert read.lines == lines
     assert read.fields.repaired > 0
+
+
+def test_a_filler_inside_a_document_number_is_never_accepted():
+    """K and ``<`` weigh the same in a check digit (20 and 0), so a number read as
+    ``<E2240143`` passes the digit that ``KE2240143`` carries: the number's shape refuses it."""
+    from vigil.identity._mrz import check_blind_positions
+
+    lines = ("P<CHEKUMAR<<KONSTANTINOS<<<<<<<<<<<<<<<<<<<<",
+             "KE22401432CHE9403039F3310089<<<<<<<<<<<<<<<4")
+    assert read_mrz(lines, today=TODAY).fields.document_number == "KE2240143"
+    for bad in ("<E22401432", "KE22<01432"):
+        try:
+            read = read_mrz((lines[0], bad + lines[1][10:]), today=TODAY)
+        except CheckFailed as exc:
+            assert exc.code == "document_mrz_unreadable"
+        else:
+            assert "<" not in read.fields.document_number
+    blind = check_blind_positions("TD3")
+    assert blind[0] == frozenset() and set(range(9)) <= blind[1] and 9 not in blind[1]
+    assert set(range(28, 42)) <= blind[1]
+
+
+def test_a_country_code_of_k_and_c_is_not_taken_for_fillers():
+    lines = ("I<NAMVIVJS1QD7<RXG2<<<<<<<<<<<", "6009049M<<<<<<<CCK<<<<<<<<<<<0",
+             "XP<<AKVPBAH<<<<<<<<<<<<<<<<<<<")
+    read = read_mrz(lines, today=TODAY)
+    assert read.fields.nationality == "CCK" and read.fields.document_number == "VIVJS1QD7RXG"

@@ -124,3 +124,10 @@ def test_a_whole_generated_passport_is_settled():
     assert candidate is not None
     for crop, truth in zip(candidate.crops, doc.mrz_lines, strict=True):
         assert settle_fillers(crop, truth.replace("<", "K")) == truth
+
+
+def test_positions_kept_stay_as_read():
+    truth = "P<CANABERNATHY<KINGSLEY<<MIKAEL<<<<<<<<<<<<<"
+    read = "PKCANABERNATHYKKINGSLEY<<MIKAEL<<<<<<<<<<<<<"
+    assert settle_fillers(_line_image(truth), read, frozenset({1, 14})) == read
+    assert settle_fillers(_line_image(truth), read, frozenset({1})) == "PK" + truth[2:]

@@ -23,7 +23,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 
-from vigil.identity._mrz import ICAO_CODES, MrzRead, _normalise, read_mrz
+from vigil.identity._mrz import (
+    ICAO_CODES,
+    MrzRead,
+    _guess_format,
+    _normalise,
+    check_blind_positions,
+    read_mrz,
+)
 from vigil.identity._types import CheckFailed, Claimed, DocumentFields
 
 # fuzzy name agreement (difflib ratio) needed between the MRZ, the printed page and the claim
@@ -65,8 +72,15 @@ def read_document_mrz(image, *, today: date) -> tuple[MrzRead | None, tuple[str,
     first = candidate.lines
 
     def settled(lines: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(settle_fillers(crop, _normalise(line))
-                     for crop, line in zip(candidate.crops, lines, strict=True))
+        norm = [_normalise(line) for line in lines]
+        try:
+            keep = check_blind_positions(_guess_format([n for n in norm if n]))
+        except CheckFailed:
+            keep = []
+        if len(keep) != len(norm):
+            keep = [frozenset()] * len(norm)
+        return tuple(settle_fillers(crop, line, held)
+                     for crop, line, held in zip(candidate.crops, norm, keep, strict=True))
 
     try:
         return read_mrz(settled(first), today=today), first

@@ -229,6 +229,22 @@ LAYOUTS: dict[str, tuple[_Spec, ...]] = {
             ("optional2", "alnum", 1, 18, 11), ("composite", "check", 1, 29, 1),
             ("name", "name", 2, 0, 30)),
 }
+
+
+def check_blind_positions(fmt: str) -> list[frozenset[int]]:
+    """Per line of format ``fmt``, the positions of its alphanumeric fields (document number,
+    optional data): there a ``K`` and a filler ``<`` weigh the same in a check digit (20 and
+    0, equal modulo 10), so no check digit can tell which one OCR should have read."""
+    out: list[set[int]] = [set() for _ in LINE_LENGTHS[fmt]]
+    for _name, kind, line, start, length in LAYOUTS[fmt]:
+        if kind == "alnum":
+            out[line].update(range(start, start + length))
+    return [frozenset(p) for p in out]
+
+
+# a document number: letters and digits, then only fillers (a filler never comes first or
+# between its characters)
+_NUMBER = re.compile(r"[A-Z0-9]+<*")
 # the composite check digit covers these (line, start, end) slices, in order
 _COMPOSITE = {"TD3": ((1, 0, 10), (1, 13, 20), (1, 21, 43)),
               "TD2": ((1, 0, 10), (1, 13, 20), (1, 21, 35)),
@@ -435,6 +451,9 @@ def _deterministic(fmt: str, lines: list[str]) -> tuple[list[str], str]:
         swapped = _fillers_between(line)
         for kind, line_no, start, length in view.spec.values():
             if line_no == li and kind in ("code", "country", "name", "alnum"):
+                if kind == "country" and "".join(
+                        view.lines[li][start:start + length]) in ICAO_CODES:
+                    continue  # a code as read (CCK, not a run of fillers)
                 view.lines[li][start:start + length] = list(swapped[start:start + length])
     return view.text(), raw_name
 
@@ -454,7 +473,8 @@ def _checks_pass(view: _Line) -> bool:
             return False
         if check_digit(view.get("number") + overflow[:-1]) != int(overflow[-1]):
             return False
-    elif not ok(view.get("number"), number_cd, False):
+    elif not (_NUMBER.fullmatch(view.get("number"))
+              and ok(view.get("number"), number_cd, False)):
         return False
     if not ok(view.get("birth"), view.get("birth_cd"), False):
         return False

@@ -95,10 +95,14 @@ def _place(profile: np.ndarray, drawn: np.ndarray) -> tuple[float, int, float]:
     return best
 
 
-def settle_fillers(crop: np.ndarray, text: str) -> str:
+def settle_fillers(crop: np.ndarray, text: str, keep: frozenset[int] = frozenset()) -> str:
     """``text`` (one MRZ line as read, normalised) with each ``<``, ``K`` and ``C`` replaced by
     whichever of the three its cell of ``crop`` looks most like; unchanged when the line's
-    length is no MRZ width, the font is missing, or the drawn line does not fit the image."""
+    length is no MRZ width, the font is missing, or the drawn line does not fit the image.
+
+    Positions in ``keep`` stay as read: the caller passes the alphanumeric fields, where a
+    ``K`` and a ``<`` weigh the same in the check digit, so a wrong choice there could never
+    be caught (see :func:`~vigil.identity._mrz.check_blind_positions`)."""
     if len(text) not in LINE_WIDTHS or not any(ch in SETTLED for ch in text) \
             or _font_path() is None:
         return text
@@ -141,7 +145,8 @@ def settle_fillers(crop: np.ndarray, text: str) -> str:
             _lo, best, _lo_at, at = cv2.minMaxLoc(scores)
             found[cand] = (best, at[0])
         pick = max(found, key=lambda c: found[c][0])
-        out[i] = pick
+        if i not in keep:
+            out[i] = pick
         score, at = found[pick]
         if score >= TRACK_SCORE:
             drift += 0.5 * (x0 + at - x)
