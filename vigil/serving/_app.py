@@ -400,6 +400,17 @@ def create_app(service: ScoringService, *, close_on_shutdown: bool = False,
     return app
 
 
+def refuse_taken_key(state: str, idem: str, other: str) -> None:
+    """The 409 for an idempotency key that is no longer free: used with ``other`` (what
+    differed), or its first request still running."""
+    if state == "conflict":
+        raise ApiProblem(409, "idempotency_conflict", f"Idempotency-Key '{idem}' was used "
+                         f"with a different {other}")
+    if state == "in_progress":
+        raise ApiProblem(409, "idempotency_in_progress", f"a request with Idempotency-Key "
+                         f"'{idem}' is still running; retry in a moment")
+
+
 async def _idempotent(service: ScoringService, key: ApiKey, idem: str | None, body: str,
                       run: Callable[[], Awaitable[tuple[int, Any]]]) -> Any:
     if idem is None:
@@ -410,12 +421,7 @@ async def _idempotent(service: ScoringService, key: ApiKey, idem: str | None, bo
     if answer.state == "replay":
         return JSONResponse(answer.body, status_code=answer.status_code or 200,
                             headers={"Idempotent-Replayed": "true"})
-    if answer.state == "conflict":
-        raise ApiProblem(409, "idempotency_conflict", f"Idempotency-Key '{idem}' was used "
-                         "with a different request body")
-    if answer.state == "in_progress":
-        raise ApiProblem(409, "idempotency_in_progress", f"a request with Idempotency-Key "
-                         f"'{idem}' is still running; retry in a moment")
+    refuse_taken_key(answer.state, idem, "request body")
     try:
         status, result = await run()
     except VigilError as exc:

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 
 from vigil.identity import DOCUMENT_TYPES, Claimed, SessionRequest, VerificationSessions
 from vigil.identity._sessions import MAX_FILE_BYTES, PURPOSES
-from vigil.serving._app import _ERRORS, ApiProblem, Key
+from vigil.serving._app import _ERRORS, ApiProblem, Key, refuse_taken_key
 from vigil.serving._schemas import ApiError, VerificationSessionIn
 from vigil.store import SESSION_STATUSES, ApiKey
 
@@ -102,12 +102,7 @@ def identity_router() -> APIRouter:
             session_id = (answer.body or {}).get("id")
             return JSONResponse(sessions.get(key.tenant, session_id),
                                 headers={"Idempotent-Replayed": "true"})
-        if answer.state == "conflict":
-            raise ApiProblem(409, "idempotency_conflict", f"Idempotency-Key '{idem}' was used "
-                             "with a different request")
-        if answer.state == "in_progress":
-            raise ApiProblem(409, "idempotency_in_progress", f"a request with Idempotency-Key "
-                             f"'{idem}' is still running; retry in a moment")
+        refuse_taken_key(answer.state, idem, "request")
         try:
             created = _create(sessions, body, key)
         except Exception:
