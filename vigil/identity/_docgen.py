@@ -22,9 +22,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from vigil.identity._mrz import compose_mrz, parse_mrz
+from vigil.identity._mrz_glyphs import OCR_B_FONT
 from vigil.identity._types import DocumentFields
 
-OCR_B_FONT = Path("/usr/share/fonts/opentype/ocr-b/OCRB.otf")
 _DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 
 LEVELS = ("clean", "mild", "moderate", "severe")

@@ -53,12 +53,16 @@ def _drawn(text: str, size: int) -> tuple[np.ndarray, float]:
     return np.asarray(img, dtype=np.float32) / 255.0, float(font.getlength("M"))
 
 
-def _size_for_advance(advance: float) -> int:
-    """The point size whose characters advance ``advance`` pixels."""
+@functools.lru_cache(maxsize=1)
+def _reference_advance() -> float:
     from PIL import ImageFont
 
-    font = ImageFont.truetype(str(_font_path()), _REFERENCE_SIZE)
-    return max(round(_REFERENCE_SIZE * advance / font.getlength("M")), 8)
+    return float(ImageFont.truetype(str(_font_path()), _REFERENCE_SIZE).getlength("M"))
+
+
+def _size_for_advance(advance: float) -> int:
+    """The point size whose characters advance ``advance`` pixels."""
+    return max(round(_REFERENCE_SIZE * advance / _reference_advance()), 8)
 
 
 def _ink(crop: np.ndarray) -> np.ndarray:

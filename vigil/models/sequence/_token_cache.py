@@ -35,6 +35,7 @@ from vigil.models.sequence._tokens import (
     FIRST_VALUE,
     MISSING,
     _encode,
+    _micros,
     _string_columns,
     _window,
     resolved_fields,
@@ -126,8 +127,6 @@ class TokenCache:
 
     def discard(self, payment: Mapping[str, Any]) -> None:
         """Forget ``payment``'s own token (a benchmark times the same payment twice)."""
-        from vigil.models.sequence._tokens import _micros
-
         key = (payment.get(self.config.entity), _micros(payment["ts"]),
                payment.get("payment_id"))
         with self._lock:
