@@ -297,3 +297,17 @@ def test_the_ocr_runs_on_the_threads_asked_for(ocr_ready):
     finally:
         _ocr.use_threads(None)
     assert _ocr._rapidocr() is not engine
+
+
+def test_a_severe_scan_whose_wrong_number_passes_the_check_digits_is_refused(docgen,
+                                                                             ocr_ready):
+    """At the severe level the recogniser read this passport's ``WH6704150`` as
+    ``MH6704150``: ``M`` and ``W`` weigh the same modulo 10, so every check digit agreed.
+    The first cell still looks like a ``W``, and the document is refused, not misread."""
+    from vigil.bench._identity_documents import TODAY as BENCH_DAY
+    from vigil.identity._document_check import read_document_mrz
+
+    doc = docgen.generate_document(160, kind="passport", level="severe", today=BENCH_DAY)
+    assert doc.truth.fields.document_number == "WH6704150"
+    read, first = read_document_mrz(doc.front, today=BENCH_DAY)
+    assert first and read is None

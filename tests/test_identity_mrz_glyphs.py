@@ -131,3 +131,46 @@ def test_positions_kept_stay_as_read():
     read = "PKCANABERNATHYKKINGSLEY<<MIKAEL<<<<<<<<<<<<<"
     assert settle_fillers(_line_image(truth), read, frozenset({1, 14})) == read
     assert settle_fillers(_line_image(truth), read, frozenset({1})) == "PK" + truth[2:]
+
+
+# TD3 line 2 with its document number (0-8) and optional data (28-41): the blind positions
+_LINE2 = "L898902C36UTO7408122F1204159ZE184226B<<<<<10"
+_ALNUM = frozenset(range(9)) | frozenset(range(28, 42))
+# pairs a check digit cannot tell apart (their values differ by 10), and the recogniser's
+# usual digit-for-letter confusions
+_SWAPS = {"M": "W", "W": "M", "G": "6", "6": "G", "L": "1", "1": "L", "Z": "2", "2": "Z",
+          "B": "8", "8": "B", "D": "0", "0": "D", "E": "F", "C": "G", "Y": "V"}
+
+
+def test_a_verified_line_that_looks_as_read_is_not_doubted():
+    crop = _line_image(_LINE2)
+    assert _mrz_glyphs.doubted_cells(crop, _LINE2, _ALNUM) == []
+
+
+def test_a_character_swapped_for_a_look_alike_is_doubted():
+    """``W`` read as ``M`` weighs the same in a check digit; the pixels still say ``W``."""
+    truth = "WH67041506ZAF9701171F3004216<<<<<<<<<<<<<<<8"
+    read = "M" + truth[1:]
+    assert _mrz_glyphs.doubted_cells(_line_image(truth), read, _ALNUM) == [0]
+
+
+def test_cells_that_cannot_be_placed_are_not_judged():
+    assert _mrz_glyphs.doubted_cells(_line_image(_LINE2), _LINE2[:40], _ALNUM) is None
+    assert _mrz_glyphs.doubted_cells(_line_image(_LINE2), _LINE2, frozenset()) == []
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(number=st.text(alphabet="ABCDEFGHJLMNPRTUVWXYZ0123456789", min_size=9, max_size=9),
+       data=st.data(), size=st.integers(22, 40), blur=st.floats(0.0, 1.0),
+       noise=st.floats(0.0, 10.0), jpeg=st.sampled_from([None, 85, 60]))
+def test_only_the_changed_cells_are_doubted(number, data, size, blur, noise, jpeg):
+    """On a mild scan of any document number, the line as drawn is never doubted, and a
+    look-alike swapped into it is, at its own place and nowhere else."""
+    truth = number + _LINE2[9:]
+    crop = _line_image(truth, size=size, blur=blur, noise=noise, jpeg=jpeg, seed=size)
+    assert _mrz_glyphs.doubted_cells(crop, truth, _ALNUM) == []
+    swappable = [i for i, ch in enumerate(number) if ch in _SWAPS]
+    if swappable:
+        i = data.draw(st.sampled_from(swappable))
+        read = truth[:i] + _SWAPS[truth[i]] + truth[i + 1:]
+        assert _mrz_glyphs.doubted_cells(crop, read, _ALNUM) == [i]

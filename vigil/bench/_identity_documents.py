@@ -108,8 +108,9 @@ def measure_documents(n_per_level: int, levels: Sequence[str], seed: int,
     over ``processes`` worker processes (one OCR thread each) when more than one.
 
     Returns ``{"levels": {level: {...}}, "forged": {variant: {...}}, "examples": [...]}``
-    (see the module docstring for the counts; ``examples`` are up to 20 documents not read
-    exactly: the lines as first read and the truth, all made-up data).
+    (see the module docstring for the counts; ``examples`` are every wrong identity and up
+    to 20 other documents not read exactly: the lines as first read and the truth, all
+    made-up data).
     """
     out: dict = {"levels": {}, "forged": {}, "examples": [], "today": TODAY.isoformat(),
                  "seed": seed, "processes": processes}
@@ -120,7 +121,7 @@ def measure_documents(n_per_level: int, levels: Sequence[str], seed: int,
         results = _run(_jobs(level, seed, None, n_per_level), processes, progress, level,
                        n_per_level)
         for _i, kind, outcome, before, took, first, truth in results:
-            if outcome != "exact" and len(out["examples"]) < 20:
+            if outcome == "wrong" or (outcome != "exact" and len(out["examples"]) < 20):
                 out["examples"].append({"level": level, "kind": kind, "outcome": outcome,
                                         "read": first, "truth": truth})
             counts["documents"] += 1

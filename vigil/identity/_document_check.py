@@ -59,11 +59,14 @@ def read_document_mrz(image, *, today: date) -> tuple[MrzRead | None, tuple[str,
     (:func:`~vigil.identity._mrz_glyphs.settle_fillers`). The first reading is tried alone;
     when it fails, the second readings (:func:`~vigil.identity._ocr.mrz_line_variants`) and
     every mix of their lines are tried, and the result stands only if all readings that pass
-    agree on one identity. Returns ``(None, lines)`` when nothing passes.
+    agree on one identity. A read that passes is then held to the pixels
+    (:func:`~vigil.identity._mrz_glyphs.doubted_cells`): a letter or digit of its document
+    number or optional data that looks clearly like another character refuses it. Returns
+    ``(None, lines)`` when nothing passes.
     """
     import itertools
 
-    from vigil.identity._mrz_glyphs import settle_fillers
+    from vigil.identity._mrz_glyphs import doubted_cells, settle_fillers
     from vigil.identity._ocr import find_mrz, mrz_line_variants
 
     candidate = find_mrz(image)
@@ -82,8 +85,17 @@ def read_document_mrz(image, *, today: date) -> tuple[MrzRead | None, tuple[str,
         return tuple(settle_fillers(crop, line, held)
                      for crop, line, held in zip(candidate.crops, norm, keep, strict=True))
 
+    def looks_right(read: MrzRead) -> bool:
+        blind = check_blind_positions(read.fields.mrz_format)
+        if len(blind) != len(candidate.crops):
+            return True  # the cells cannot be placed: the check digits have the last word
+        return not any(
+            doubted_cells(crop, line, held)
+            for crop, line, held in zip(candidate.crops, read.lines, blind, strict=True))
+
     try:
-        return read_mrz(settled(first), today=today), first
+        read = read_mrz(settled(first), today=today)
+        return (read if looks_right(read) else None), first
     except CheckFailed as exc:
         if exc.code != "document_mrz_unreadable":
             raise
@@ -101,7 +113,8 @@ def read_document_mrz(image, *, today: date) -> tuple[MrzRead | None, tuple[str,
     if len(identities) != 1:
         return None, first
     # the same identity; the names may differ by OCR: keep the least repaired reading
-    return min(accepted.values(), key=lambda r: r.fields.repaired), first
+    read = min(accepted.values(), key=lambda r: r.fields.repaired)
+    return (read if looks_right(read) else None), first
 
 
 def _similar(a: str, b: str) -> float:
