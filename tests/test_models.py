@@ -157,3 +157,44 @@ def test_the_scalar_risk_score_equals_the_vectorised_one(p):
     score = risk_score_one(p)
     assert score == int(risk_score(np.array([p]))[0])
     assert risk_level_one(score) == str(risk_level(score))
+
+
+@pytest.fixture(scope="module")
+def serving_model(toy):
+    X, y = toy
+    model = RiskModel(n_estimators=60, learning_rate=0.3, max_depth=4)
+    return model.fit(X[:2000], y[:2000]).for_serving()
+
+
+_CELL = st.one_of(st.floats(-5, 5, width=32), st.just(float("nan")))
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.lists(_CELL, min_size=3, max_size=3), min_size=1, max_size=5))
+def test_the_direct_c_api_path_gives_xgboosts_own_numbers(serving_model, rows):
+    """Margins and SHAP contributions through :class:`DirectBooster` equal what XGBoost's
+    Python API gives for the same rows, bit for bit, missing values included."""
+    import xgboost as xgb
+
+    from vigil.models._xgb_direct import DirectBooster
+
+    x = np.array(rows, dtype=np.float32)
+    booster = serving_model._serving_booster
+    direct = DirectBooster(booster)
+    want_margin = booster.inplace_predict(x, predict_type="margin", missing=np.nan)
+    want_contribs = booster.predict(xgb.DMatrix(x, missing=np.nan), pred_contribs=True)
+    assert np.array_equal(direct.margins(x), want_margin.astype(np.float64))
+    assert np.array_equal(direct.contributions(x), want_contribs.astype(np.float64))
+    margin, _p, contribs = serving_model.explain_one(x[0])
+    assert np.array_equal(contribs, want_contribs[0].astype(np.float64))
+    assert serving_model.predict_one(x[0])[0] == pytest.approx(margin, rel=1e-5, abs=1e-5)
+
+
+def test_the_direct_path_refuses_rows_of_the_wrong_width(serving_model):
+    from vigil.models._xgb_direct import DirectBooster
+
+    direct = DirectBooster(serving_model._serving_booster)
+    with pytest.raises(ValueError, match="rows of 3 features"):
+        direct.margins(np.zeros(4))
+    with pytest.raises(ValueError, match="rows of 3 features"):
+        direct.contributions(np.zeros((2, 2)))

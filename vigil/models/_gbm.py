@@ -16,6 +16,7 @@ import xgboost as xgb
 from vigil._errors import ModelError
 from vigil.models._calibration import CALIBRATORS, calibrator_from_dict
 from vigil.models._risk_score import risk_score
+from vigil.models._xgb_direct import DirectBooster
 
 _PARAMS = ("n_estimators", "max_depth", "learning_rate", "min_child_weight", "subsample",
            "colsample_bytree", "reg_lambda", "gamma", "scale_pos_weight", "max_bin",
@@ -182,7 +183,8 @@ class RiskModel:
     def for_serving(self) -> RiskModel:
         """Tune for a few rows at a time: one thread per prediction (the service runs many),
         and a copy of the trees without feature names, which XGBoost would otherwise check
-        on every call (the columns are in the bundle's order by construction)."""
+        on every call (the columns are in the bundle's order by construction), called
+        through its C API directly (:class:`~vigil.models._xgb_direct.DirectBooster`)."""
         self._check_fitted()
         self.booster_.set_param({"nthread": 1})
         fast = self.booster_.copy()
@@ -190,6 +192,7 @@ class RiskModel:
         fast.feature_types = None
         fast.set_param({"nthread": 1})
         self._serving_booster = fast
+        self._direct = DirectBooster(fast)
         return self
 
     def explain_one(self, x: np.ndarray) -> tuple[float, float, np.ndarray]:
@@ -205,10 +208,9 @@ class RiskModel:
         if rows.ndim != 2 or rows.shape[1] != len(self.feature_names_):
             raise ModelError(f"expected {len(self.feature_names_)} feature columns, got "
                              f"{rows.shape[1] if rows.ndim == 2 else rows.shape}")
-        fast = getattr(self, "_serving_booster", None)
-        if fast is not None:
-            dm = xgb.DMatrix(rows, missing=np.nan, nthread=1)
-            contribs = fast.predict(dm, pred_contribs=True).astype(np.float64)
+        direct = getattr(self, "_direct", None)
+        if direct is not None:
+            contribs = direct.contributions(rows)
         else:
             dm = xgb.DMatrix(rows, feature_names=self.feature_names_, missing=np.nan, nthread=1)
             contribs = self.booster_.predict(dm, pred_contribs=True).astype(np.float64)
@@ -221,13 +223,16 @@ class RiskModel:
 
     def predict_one(self, x: np.ndarray) -> tuple[float, float]:
         """One row's margin and calibrated probability, without contributions."""
-        margin = self.predict_one_margin(x)
+        direct = getattr(self, "_direct", None)
+        margin = (float(direct.margins(x)[0]) if direct is not None
+                  else self.predict_one_margin(x))
         if self.calibrator_ is None:
             return margin, float(1.0 / (1.0 + np.exp(-margin)))
         return margin, float(self.calibrator_.predict(np.array([margin]))[0])
 
     def predict_one_margin(self, x: np.ndarray) -> float:
-        """The margin of one row by XGBoost's in-place predictor (the bare baseline)."""
+        """The margin of one row by XGBoost's own in-place predictor, through its Python API
+        (the benchmark's bare baseline; scoring goes through :class:`DirectBooster`)."""
         row = np.asarray(x, dtype=np.float32).reshape(1, -1)
         booster = getattr(self, "_serving_booster", None) or self.booster_
         return float(booster.inplace_predict(row, predict_type="margin", missing=np.nan)[0])
