@@ -213,7 +213,7 @@ def _share(count: int, total: int) -> str:
 
 def _documents_rows(d: dict[str, Any]) -> list[str]:
     rows = ["| level | documents | MRZ exact before repair | exact after repair (target) | "
-            "right identity, name line differs | refused | wrong identity accepted "
+            "right identity, unchecked text differs | refused | wrong identity accepted "
             "(target 0) | p50 / p95 s |", "|---|---|---|---|---|---|---|---|"]
     targets = {"clean": " (≥ 99 %)", "mild": " (≥ 97 %)"}
     for level, c in d["levels"].items():
