@@ -148,10 +148,16 @@ def tie_counts(payments: pa.Table) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.handbook
 @pytest.mark.skipif(not HANDBOOK.exists(), reason=f"the Handbook data is not at {HANDBOOK}")
 def test_same_values_as_vigil_on_the_first_14_days_of_the_handbook():
+    """The Handbook's first 14 days, for a fifth of its cards and terminals (pandas pays per
+    group: all 15,000 took 40 s for no more coverage of the windows)."""
     data = read_handbook(HANDBOOK)
     ts = data.payments.column("ts")
     end = pc.min(ts).as_py() + timedelta(days=14)
     payments = data.payments.filter(pc.less(ts, pa.scalar(end, ts.type)))
+    for key in ("card_id", "terminal_id"):
+        ids = pc.unique(payments.column(key)).sort()
+        payments = payments.filter(pc.is_in(payments.column(key), ids[:len(ids) // 5]))
+    assert payments.num_rows > 2000
     labels = data.labels.filter(pc.is_in(data.labels.column("payment_id"),
                                          payments.column("payment_id")))
     expected = build_features(handbook_baseline(), payments, labels)
