@@ -7,7 +7,8 @@ or a state code that is no ICAO code, which the document check refuses too);
 ``wrong_identity_accepted`` (verified, but a field that identifies -- number, dates, states,
 sex -- differs from the truth: the number that must stay 0; the states have no check digit);
 ``name_differs`` (the right identity, but text no check digit covers read differently: the
-name line, or a filler of the optional data read as ``K``, which weighs the same); p50/p95 seconds per document.
+name line, or a filler of the optional data read as ``K``, which weighs the same);
+p50/p95 seconds per document.
 Forged variants (``wrong_check_digit``, ``altered_date``) count as caught when refused.
 """
 

@@ -2,9 +2,10 @@
 
 Each XGBoost call has a fixed cost (its C API parses the request and builds an input
 matrix: about 0.1 ms here even called directly, see
-:class:`~vigil.models._xgb_direct.DirectBooster`) besides the trees. Under load, requests that arrive while a call is
-running are explained together in the next one; alone, a request waits for nothing. The
-calls run on a thread of their own, so the event loop goes on reading requests meanwhile.
+:class:`~vigil.models._xgb_direct.DirectBooster`) besides the trees. Under load, requests
+that arrive while a call is running are explained together in the next one; alone, a
+request waits for nothing. The calls run on a thread of their own, so the event loop goes on
+reading requests meanwhile.
 """
 
 from __future__ import annotations
