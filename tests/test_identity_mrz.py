@@ -303,3 +303,19 @@ def test_a_country_code_of_k_and_c_is_not_taken_for_fillers():
              "XP<<AKVPBAH<<<<<<<<<<<<<<<<<<<")
     read = read_mrz(lines, today=TODAY)
     assert read.fields.nationality == "CCK" and read.fields.document_number == "VIVJS1QD7RXG"
+
+
+def test_the_optional_data_ends_at_its_first_filler():
+    from vigil.identity._mrz import optional_filler_runs
+
+    td3 = ["P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+           "L898902C36UTO7408122F1204159ZE184226B<<<<<10"]
+    assert optional_filler_runs("TD3", td3) == [frozenset(), frozenset(range(38, 42))]
+    # a long TD1 number: its overflow (734) and check digit (9) open the optional data
+    td1 = ["I<UTOD23145890<7349<<<<<<<<<<<", "7408122F1204159UTO<<<<<<<<<<<6",
+           "ERIKSSON<<ANNA<MARIA<<<<<<<<<<"]
+    runs = optional_filler_runs("TD1", td1)
+    assert runs[0] == frozenset(range(20, 30)) and runs[1] == frozenset(range(19, 29))
+    assert runs[2] == frozenset()
+    full = ["I<UTOD23145890<7349KKKK1234567", *td1[1:]]  # no filler: all data
+    assert optional_filler_runs("TD1", full)[0] == frozenset()

@@ -174,3 +174,20 @@ def test_only_the_changed_cells_are_doubted(number, data, size, blur, noise, jpe
         i = data.draw(st.sampled_from(swappable))
         read = truth[:i] + _SWAPS[truth[i]] + truth[i + 1:]
         assert _mrz_glyphs.doubted_cells(crop, read, _ALNUM) == [i]
+
+
+def test_fillers_after_the_optional_data_are_settled_and_the_data_is_not():
+    """The optional data's trailing fillers read as ``K`` are settled (no check digit sees
+    them); the data before its first filler, and the document number, stay as read."""
+    from vigil.identity._mrz import check_blind_positions, optional_filler_runs
+
+    truth = "KE2240143<UTO7408122F1204159ZE184226K<<<<<10"
+    read = "KE2240143<UTO7408122F1204159ZE184226KK<K<K10"
+    keep = [blind - after for blind, after in zip(
+        check_blind_positions("TD3"), optional_filler_runs("TD3", ["P" * 44, read]),
+        strict=True)]
+    # the number's K (position 0) and everything up to the data's first filler (38) are
+    # held, the misread K at 37 too (it could be data); 39-41 are not
+    assert {0, 36, 37, 38} <= keep[1] and not {39, 40, 41} & keep[1]
+    settled = settle_fillers(_line_image(truth), read, keep[1])
+    assert settled == "KE2240143<UTO7408122F1204159ZE184226KK<<<<10"

@@ -29,6 +29,7 @@ from vigil.identity._mrz import (
     _guess_format,
     _normalise,
     check_blind_positions,
+    optional_filler_runs,
     read_mrz,
 )
 from vigil.identity._types import CheckFailed, Claimed, DocumentFields
@@ -77,7 +78,9 @@ def read_document_mrz(image, *, today: date) -> tuple[MrzRead | None, tuple[str,
     def settled(lines: tuple[str, ...]) -> tuple[str, ...]:
         norm = [_normalise(line) for line in lines]
         try:
-            keep = check_blind_positions(_guess_format([n for n in norm if n]))
+            fmt = _guess_format([n for n in norm if n])
+            keep = [blind - after for blind, after in zip(
+                check_blind_positions(fmt), optional_filler_runs(fmt, norm), strict=True)]
         except CheckFailed:
             keep = []
         if len(keep) != len(norm):

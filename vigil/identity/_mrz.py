@@ -242,6 +242,22 @@ def check_blind_positions(fmt: str) -> list[frozenset[int]]:
     return [frozenset(p) for p in out]
 
 
+def optional_filler_runs(fmt: str, lines: Sequence[str]) -> list[frozenset[int]]:
+    """Per line of format ``fmt`` as read, the positions of its optional data that follow the
+    field's first filler ``<``: where the data has ended and a ``K`` can only be a filler
+    misread (no check digit can say; the pixels can). What comes before the first filler is
+    data -- for a long TD1/TD2 document number, the number's overflow and its check digit --
+    and stays as read."""
+    out: list[set[int]] = [set() for _ in LINE_LENGTHS[fmt]]
+    for name, _kind, line, start, length in LAYOUTS[fmt]:
+        if name in ("optional", "optional2") and line < len(lines):
+            field = lines[line][start:start + length]
+            first = field.find("<")
+            if first >= 0:
+                out[line].update(range(start + first + 1, start + len(field)))
+    return [frozenset(p) for p in out]
+
+
 # a document number: letters and digits, then only fillers (a filler never comes first or
 # between its characters)
 _NUMBER = re.compile(r"[A-Z0-9]+<*")
