@@ -195,7 +195,8 @@ def settle_fillers(crop: np.ndarray, text: str, keep: frozenset[int] = frozenset
 
     Positions in ``keep`` stay as read: the caller passes the alphanumeric fields, where a
     ``K`` and a ``<`` weigh the same in the check digit, so a wrong choice there could never
-    be caught (see :func:`~vigil.identity._mrz.check_blind_positions`)."""
+    be caught (see :func:`~vigil.identity._mrz.check_blind_positions`), less the optional
+    data's trailing fillers (:func:`~vigil.identity._mrz.optional_filler_runs`)."""
     if not any(ch in SETTLED for ch in text):
         return text
     cells = _cell_scores(crop, text, lambda _i, ch: SETTLED if ch in SETTLED else ())
