@@ -179,7 +179,7 @@ def test_the_direct_c_api_path_gives_xgboosts_own_numbers(serving_model, rows):
     from vigil.models._xgb_direct import DirectBooster
 
     x = np.array(rows, dtype=np.float32)
-    booster = serving_model._serving_booster
+    booster = serving_model._direct.booster
     direct = DirectBooster(booster)
     want_margin = booster.inplace_predict(x, predict_type="margin", missing=np.nan)
     want_contribs = booster.predict(xgb.DMatrix(x, missing=np.nan), pred_contribs=True)
@@ -193,7 +193,7 @@ def test_the_direct_c_api_path_gives_xgboosts_own_numbers(serving_model, rows):
 def test_the_direct_path_refuses_rows_of_the_wrong_width(serving_model):
     from vigil.models._xgb_direct import DirectBooster
 
-    direct = DirectBooster(serving_model._serving_booster)
+    direct = DirectBooster(serving_model._direct.booster)
     with pytest.raises(ValueError, match="rows of 3 features"):
         direct.margins(np.zeros(4))
     with pytest.raises(ValueError, match="rows of 3 features"):

@@ -191,7 +191,6 @@ class RiskModel:
         fast.feature_names = None
         fast.feature_types = None
         fast.set_param({"nthread": 1})
-        self._serving_booster = fast
         self._direct = DirectBooster(fast)
         return self
 
@@ -234,7 +233,8 @@ class RiskModel:
         """The margin of one row by XGBoost's own in-place predictor, through its Python API
         (the benchmark's bare baseline; scoring goes through :class:`DirectBooster`)."""
         row = np.asarray(x, dtype=np.float32).reshape(1, -1)
-        booster = getattr(self, "_serving_booster", None) or self.booster_
+        direct = getattr(self, "_direct", None)
+        booster = direct.booster if direct is not None else self.booster_
         return float(booster.inplace_predict(row, predict_type="margin", missing=np.nan)[0])
 
     def feature_importance(self, kind: str = "total_gain") -> dict[str, float]:
