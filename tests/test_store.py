@@ -227,7 +227,9 @@ def test_duplicate_payment_raises_and_changes_nothing(store):
     got = store.get_payment("p00001")
     assert got["amount"] == 10.0 and got["decision"]["risk_score"] == 5
     assert got["review"] is None and store.count_payments() == 1
-    assert store.record_payment(payment(2), decision()) == 2
+    # sequence numbers only increase: the refused duplicate may have used one up (the
+    # database skips it inside the insert), as a rolled-back PostgreSQL insert always could
+    assert store.record_payment(payment(2), decision()) > 1
 
 
 def test_batch_writes_the_new_payments_and_reports_duplicates(store):
@@ -235,7 +237,9 @@ def test_batch_writes_the_new_payments_and_reports_duplicates(store):
     store.record_payment(payment(1), decision())
     result = store.record_payments([(payment(2), decision()), (payment(1), decision()),
                                     (payment(3), decision()), (payment(2), decision())])
-    assert result.seqs == [2, None, 3, None]
+    first, repeat, third, again = result.seqs
+    assert repeat is None and again is None and first is not None and third is not None
+    assert 1 < first < third  # in batch order (a skipped duplicate may use up a number)
     assert result.duplicates == ["p00001", "p00002"]
     assert result.written == 2
     assert store.count_payments() == 3
@@ -255,7 +259,7 @@ def test_payment_and_decision_are_one_transaction(store, monkeypatch):
 
     missing = sa.Table("no_such_table", sa.MetaData(),
                        *(sa.Column(c.name, c.type) for c in metadata.tables["decisions"].columns))
-    monkeypatch.setattr(payments_module, "decisions", missing)
+    monkeypatch.setattr(payments_module, "_INSERT_DECISIONS", missing.insert())
     with pytest.raises((StoreUnavailable, sa.exc.ProgrammingError), match="no_such_table"):
         store.record_payments([(payment(1), decision()), (payment(2), decision())])
     monkeypatch.undo()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from vigil._errors import SchemaError
 from vigil.store._base import StoreBase
@@ -17,6 +19,16 @@ from vigil.store._validate import STORED_COLUMNS, decision_row, label_row, payme
 _CHUNK = 500  # ids per IN (...) query, well under every backend's bound-parameter limit
 _PAYMENT_OUT = [c.name for c in STORED_COLUMNS]
 _DECISION_OUT = [c for c in decisions.c if c.name != "payment_id"]
+_INSERT_DECISIONS = decisions.insert()
+
+
+@functools.cache
+def _insert_new_payments(backend: str) -> sa.Insert:
+    """``INSERT ... ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id, seq`` for
+    ``backend``: built once, so each batch costs one cached statement."""
+    insert = postgresql.insert if backend == "postgresql" else sqlite.insert
+    return (insert(payments).on_conflict_do_nothing(index_elements=[payments.c.payment_id])
+            .returning(payments.c.payment_id, payments.c.seq))
 
 
 class PaymentsMixin(StoreBase):
@@ -44,7 +56,8 @@ class PaymentsMixin(StoreBase):
         and reported in :attr:`BatchResult.duplicates`; the others are written. (A service
         that groups concurrent requests into one commit must not fail them all for one
         client's retry.) A bad value anywhere raises :class:`~vigil.SchemaError` before
-        anything is written.
+        anything is written. Sequence numbers increase in commit order but may skip: the
+        database drops a duplicate inside the insert, after numbering it.
         """
         now = self._now()
         rows, verdicts = [], []
@@ -57,19 +70,17 @@ class PaymentsMixin(StoreBase):
             return BatchResult([], [])
         seqs: list[int | None] = [None] * len(rows)
         with self._write("payments") as conn:
-            seen = existing_payments(conn, ids)
+            # one statement writes the new payments and names them: an id already stored,
+            # or met earlier in the batch, is skipped by the database (no read first)
+            written = dict(conn.execute(_insert_new_payments(conn.dialect.name), rows).all())
             fresh = []
             for i, pid in enumerate(ids):
-                if pid not in seen:
-                    seen.add(pid)
+                seq = written.pop(pid, None)  # popped: a repeat within the batch gets None
+                if seq is not None:
+                    seqs[i] = seq
                     fresh.append(i)
             if fresh:
-                new = conn.execute(
-                    payments.insert().returning(payments.c.seq, sort_by_parameter_order=True),
-                    [rows[i] for i in fresh]).scalars().all()
-                for i, seq in zip(fresh, new, strict=True):
-                    seqs[i] = seq
-                conn.execute(decisions.insert(), [verdicts[i] for i in fresh])
+                conn.execute(_INSERT_DECISIONS, [verdicts[i] for i in fresh])
                 cases = [{"payment_id": ids[i], "status": "open", "opened_at": now}
                          for i in fresh if verdicts[i]["decision"] == "review"]
                 if cases:
