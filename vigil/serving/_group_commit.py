@@ -9,10 +9,9 @@ still returns only after its own payment is on disk.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
 from typing import Any
 
-from vigil.serving._batches import BatchWorker
+from vigil.serving._batches import BatchWorker, Failed
 from vigil.store import DuplicatePayment, Store
 
 
@@ -33,32 +32,20 @@ class GroupCommitter(BatchWorker):
         Raises :class:`~vigil.store.DuplicatePayment` if its id is already stored, and
         whatever the store raised for a bad value or an unreachable database.
         """
-        return self.submit(payment, decision).result()
+        return int(self._submit((payment, decision)).result())
 
-    def submit(self, payment: Mapping[str, Any], decision: Mapping[str, Any]) -> Future[int]:
-        """Queue a payment for the next commit; the future resolves once it is on disk."""
-        done: Future[int] = Future()
-        self._put((payment, decision, done))
-        return done
-
-    def _handle(self, batch: list[tuple[Mapping[str, Any], Mapping[str, Any], Future[int]]]
-                ) -> None:
+    def _handle(self, items: list[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> list[Any]:
         try:
-            result = self._store.record_payments([(p, d) for p, d, _ in batch])
+            result = self._store.record_payments(items)
         except Exception as exc:
-            if len(batch) == 1:
-                batch[0][2].set_exception(exc)
-                return
-            for item in batch:  # find the one that failed; the others still get written
-                self._handle([item])
-            return
+            if len(items) == 1:
+                return [Failed(exc)]
+            # find the one that failed; the others still get written
+            return [self._handle([item])[0] for item in items]
         self.batches += 1
         written = [seq for seq in result.seqs if seq is not None]
         if self._on_commit is not None and written:
             self._on_commit(written)
-        for (payment, _, done), seq in zip(batch, result.seqs, strict=True):
-            if seq is None:
-                done.set_exception(DuplicatePayment(str(payment["payment_id"])))
-            else:
-                self.written += 1
-                done.set_result(seq)
+        self.written += len(written)
+        return [seq if seq is not None else Failed(DuplicatePayment(str(payment["payment_id"])))
+                for (payment, _), seq in zip(items, result.seqs, strict=True)]

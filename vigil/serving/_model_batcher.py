@@ -5,19 +5,27 @@ matrix: about 0.1 ms here even called directly, see
 :class:`~vigil.models._xgb_direct.DirectBooster`) besides the trees. Under load, requests
 that arrive while a call is running are explained together in the next one; alone, a
 request waits for nothing. The calls run on a thread of their own, so the event loop goes on
-reading requests meanwhile.
+reading requests meanwhile; what follows the model for a payment (its reasons, rules and
+decision) can run there too (:meth:`ModelBatcher.explain_then`).
 """
 
 from __future__ import annotations
 
-from concurrent.futures import Future
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from vigil.models import RiskModel
-from vigil.serving._batches import BatchWorker
+from vigil.serving._batches import BatchWorker, Failed
 
 Explained = tuple[float, np.ndarray]  # probability, SHAP contributions (bias last)
+Then = Callable[[float, np.ndarray], Any]
+
+
+class _Continued(NamedTuple):
+    x: np.ndarray
+    then: Then
 
 
 class ModelBatcher(BatchWorker):
@@ -29,19 +37,30 @@ class ModelBatcher(BatchWorker):
         self.rows = 0
         super().__init__(max_batch=max_batch, name="vigil-model")
 
-    def submit(self, x: np.ndarray) -> Future[Explained]:
-        done: Future[Explained] = Future()
-        self._put((x, done))
-        return done
+    def explain(self, x: np.ndarray) -> Explained:
+        """One row's probability and contributions (shared with whatever else waits)."""
+        result: Explained = self._submit(x).result()
+        return result
 
-    def _handle(self, batch: list[tuple[np.ndarray, Future[Explained]]]) -> None:
-        try:
-            _, probas, contribs = self._model.explain(np.vstack([x for x, _ in batch]))
-        except Exception as exc:  # pragma: no cover - a bug; the requests get a 500
-            for _, done in batch:
-                done.set_exception(exc)
-            return
+    async def explain_then(self, x: np.ndarray, then: Then) -> Any:
+        """From the event loop: explain ``x``, then call ``then(probability, contributions)``
+        on the model's thread; its return is the outcome awaited (a value, or a
+        :class:`~vigil.serving._batches.Forward` to go on in another worker)."""
+        return await self._run_async(_Continued(x, then))
+
+    def _handle(self, items: list[np.ndarray | _Continued]) -> list[Any]:
+        rows = [item.x if isinstance(item, _Continued) else item for item in items]
+        _, probas, contribs = self._model.explain(np.vstack(rows))
         self.calls += 1
-        self.rows += len(batch)
-        for i, (_, done) in enumerate(batch):
-            done.set_result((float(probas[i]), contribs[i]))
+        self.rows += len(rows)
+        outcomes: list[Any] = []
+        for i, item in enumerate(items):
+            explained = (float(probas[i]), contribs[i])
+            if not isinstance(item, _Continued):
+                outcomes.append(explained)
+                continue
+            try:
+                outcomes.append(item.then(*explained))
+            except Exception as exc:  # pragma: no cover - a bug; that request gets a 500
+                outcomes.append(Failed(exc))
+        return outcomes

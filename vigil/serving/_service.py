@@ -15,7 +15,6 @@ benchmarks drive directly. Its promises:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
@@ -23,11 +22,14 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from vigil._errors import ConfigError
 from vigil.features.online import MemoryState, RedisState, micros
 from vigil.models import ModelBundle
 from vigil.rules import RuleSet, compile_rules, payment_attributes
 from vigil.scoring import Scorer, ScoreResult, online_features
+from vigil.serving._batches import Forward
 from vigil.serving._group_commit import GroupCommitter
 from vigil.serving._model_batcher import ModelBatcher
 from vigil.store import BLOCKED_CARDS, BLOCKED_EMAILS, Store, UnknownPayment
@@ -261,18 +263,30 @@ class ScoringService:
             result = self.scorer.score(payment)
         return result, self._decision_row(result)
 
-    async def decide_async(self, payment: Mapping[str, Any]
-                           ) -> tuple[ScoreResult, dict[str, Any]]:
-        """:meth:`decide` for the event loop: the model call is shared with the payments
-        being scored at the same moment (see :class:`ModelBatcher`)."""
+    async def score_async(self, payment: Mapping[str, Any]) -> tuple[ScoreResult, int]:
+        """:meth:`score_payment` for the event loop; returns the result and the payment's seq.
+
+        The features are read here; the model call (shared with the payments scored at the
+        same moment, see :class:`ModelBatcher`), the reasons, rules and decision then run on
+        the model's thread, which hands the payment to the group commit (one flush for all
+        waiting); the loop wakes once, when the payment is on disk, and counts it in the
+        online state. Raises :class:`~vigil.store.DuplicatePayment` as :meth:`score_payment`.
+        """
         with self._lock:
             features, x, timing = self.scorer.features_timed(payment)
         t1 = time.perf_counter()
-        probability, contribs = await asyncio.wrap_future(self.batcher.submit(x))
-        t2 = time.perf_counter()
-        result = self.scorer.finish(payment, features, x, probability, contribs,
-                                    {**timing, "model": (t2 - t1) * 1e6})
-        return result, self._decision_row(result)
+        scored: list[ScoreResult] = []
+
+        def decide(probability: float, contribs: np.ndarray) -> Forward:
+            t2 = time.perf_counter()
+            result = self.scorer.finish(payment, features, x, probability, contribs,
+                                        {**timing, "model": (t2 - t1) * 1e6})
+            scored.append(result)
+            return Forward(self.committer, (payment, self._decision_row(result)))
+
+        seq = int(await self.batcher.explain_then(x, decide))
+        self.recorded(payment, seq)
+        return scored[0], seq
 
     @staticmethod
     def _decision_row(result: ScoreResult) -> dict[str, Any]:
