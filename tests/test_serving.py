@@ -396,3 +396,20 @@ def test_a_snapshot_never_claims_a_payment_not_yet_in_the_state(store, small_bun
         again.close()
     finally:
         svc.close()
+
+
+def test_the_server_process_freezes_its_heap_and_reports_it(service):
+    """``vigil serve`` builds its app with ``freeze_heap``: what is alive at start is kept out
+    of later collections, and /metrics says how many objects that is."""
+    import gc
+
+    try:
+        with TestClient(create_app(service, freeze_heap=True)) as c:
+            frozen = gc.get_freeze_count()
+            assert frozen > 10_000  # the modules, the model, the app
+            line = next(x for x in c.get("/metrics").text.splitlines()
+                        if x.startswith("vigil_gc_frozen_objects "))
+            # (frozen objects that reference counting frees leave the count)
+            assert 0.9 * frozen <= float(line.split()[1]) <= gc.get_freeze_count()
+    finally:
+        gc.unfreeze()  # the rest of the suite runs with the collector as usual

@@ -91,4 +91,4 @@ def app_from_env() -> FastAPI:
     service = build_service(settings)
     return create_app(service, close_on_shutdown=True,
                       identity=build_identity(settings, service.store),
-                      identity_worker=settings.identity_worker)
+                      identity_worker=settings.identity_worker, freeze_heap=True)
