@@ -37,11 +37,6 @@ class ModelBatcher(BatchWorker):
         self.rows = 0
         super().__init__(max_batch=max_batch, name="vigil-model")
 
-    def explain(self, x: np.ndarray) -> Explained:
-        """One row's probability and contributions (shared with whatever else waits)."""
-        result: Explained = self._submit(x).result()
-        return result
-
     async def explain_then(self, x: np.ndarray, then: Then) -> Any:
         """From the event loop: explain ``x``, then call ``then(probability, contributions)``
         on the model's thread; its return is the outcome awaited (a value, or a
