@@ -65,12 +65,16 @@ def next_batch(q: queue.Queue, max_batch: int) -> tuple[list[Any], bool]:
 def _settle(replies: list[tuple[asyncio.Future, Any]]) -> None:
     """On the event loop: resolve a batch's asyncio futures (a cancelled one is skipped)."""
     for reply, outcome in replies:
-        if reply.done():
-            continue
-        if isinstance(outcome, Failed):
-            reply.set_exception(outcome.error)
-        else:
-            reply.set_result(outcome)
+        if not reply.done():
+            _resolve(reply, outcome)
+
+
+def _resolve(reply: asyncio.Future | Future, outcome: Any) -> None:
+    """Give a reply (either kind of future) its outcome: a value, or a :class:`Failed`."""
+    if isinstance(outcome, Failed):
+        reply.set_exception(outcome.error)
+    else:
+        reply.set_result(outcome)
 
 
 class BatchWorker(ABC):
@@ -120,10 +124,8 @@ class BatchWorker(ABC):
                 outcome.worker._queue.put((outcome.item, reply, loop))
             elif loop is not None:
                 by_loop.setdefault(loop, []).append((reply, outcome))
-            elif isinstance(outcome, Failed):
-                reply.set_exception(outcome.error)
             else:
-                reply.set_result(outcome)
+                _resolve(reply, outcome)
         for loop, replies in by_loop.items():
             # a closed loop: nobody is waiting any more
             with contextlib.suppress(RuntimeError):
